@@ -1,0 +1,179 @@
+"""The one place that talks to Docker engines.
+
+Two doors to the same engine:
+- `Engine.inspect_image` is a single HTTP GET over the engine's socket with the
+  standard library. Up-to-date checks use it: the SDK costs ~110 ms to import,
+  and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
+- `Engine.client` is the Docker SDK, imported only when a step really runs.
+Errors of both are turned into StepFailed / EngineUnreachable here, once.
+"""
+import http.client
+import json
+import os
+import socket
+import urllib.parse
+
+from .errors import EngineUnreachable, StepFailed
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+_engines = {}
+
+
+def default_host():
+    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+def for_step(step):
+    """The engine a step talks to: its docker_host, else DOCKER_HOST, else the local socket."""
+    return get(step.get("docker_host") or default_host())
+
+
+def get(host):
+    if host not in _engines:
+        _engines[host] = Engine(host)
+    return _engines[host]
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class Engine:
+    def __init__(self, host):
+        self.host = host
+        self._client = None
+        self._conn = None
+        # Inspect results stay valid for this run until a step that makes the
+        # image is about to run (plan.py calls forget() then).
+        self._inspected = {}
+
+    # --- cheap reads, standard library only ---------------------------------
+    def inspect_image(self, ref):
+        """The engine's inspect dict for `ref`, or None if it has no such image."""
+        if ref not in self._inspected:
+            try:
+                self._inspected[ref] = self._inspect_plain(ref)
+            except _NeedsSdk:
+                self._inspected[ref] = self._inspect_sdk(ref)
+        return self._inspected[ref]
+
+    def _inspect_plain(self, ref):
+        status, body = self._get("/images/%s/json" % urllib.parse.quote(ref, safe=""))
+        if status == 404:
+            return None
+        if status != 200:
+            raise StepFailed("engine %s: inspect %s answered %d: %s"
+                             % (self.host, ref, status, _message(body)))
+        return json.loads(body)
+
+    def _inspect_sdk(self, ref):
+        import docker
+
+        try:
+            return self.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except self.sdk_errors() as err:
+            raise self.failure("inspect %s" % ref, err) from None
+
+    def image_id(self, ref):
+        image = self.inspect_image(ref)
+        return image["Id"] if image else None
+
+    def forget(self, ref=None):
+        if ref is None:
+            self._inspected.clear()
+        else:
+            self._inspected.pop(ref, None)
+
+    def _get(self, path):
+        for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
+            try:
+                conn = self._connection()
+                conn.request("GET", path)
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._conn = None
+                if attempt == 2:
+                    raise self.unreachable("the connection was closed") from None
+            except OSError as err:
+                self._conn = None
+                raise self.unreachable(err.strerror or str(err)) from None
+
+    def _connection(self):
+        if self._conn is None:
+            url = urllib.parse.urlparse(self.host)
+            if url.scheme == "unix":
+                self._conn = _UnixConnection(url.path, timeout=30)
+            elif url.scheme in ("tcp", "http"):
+                self._conn = http.client.HTTPConnection(url.hostname, url.port or 2375, timeout=30)
+            else:
+                raise _NeedsSdk()
+        return self._conn
+
+    def unreachable(self, why):
+        return EngineUnreachable(
+            "cannot reach the Docker engine at %s (%s): is dockerd running there? "
+            "Set DOCKER_HOST or the step's docker_host to use another engine" % (self.host, why))
+
+    # --- the SDK, for work ---------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.DockerClient(base_url=self.host, version="auto", timeout=600)
+            except docker.errors.DockerException as err:
+                raise self.unreachable(_reason(err)) from None
+        return self._client
+
+    @property
+    def api(self):
+        return self.client.api
+
+    def sdk_errors(self):
+        """The exception types the SDK raises, for `except engine.sdk_errors() as err`."""
+        import docker
+        import requests
+
+        return (docker.errors.DockerException, requests.exceptions.RequestException)
+
+    def failure(self, what, err):
+        """A StepFailed for an SDK error while doing `what`."""
+        import requests
+
+        if isinstance(err, requests.exceptions.ConnectionError):
+            return self.unreachable(_reason(err))
+        return StepFailed("%s: %s" % (what, _reason(err)))
+
+
+class _NeedsSdk(Exception):
+    """ssh:// and TLS engines: only the SDK speaks those."""
+
+
+def _message(body):
+    try:
+        return json.loads(body).get("message", "")
+    except ValueError:
+        return body[:200].decode(errors="replace")
+
+
+def _reason(err):
+    """The useful sentence inside an SDK/requests error."""
+    explanation = getattr(err, "explanation", None)
+    if explanation:
+        return explanation if isinstance(explanation, str) else explanation.decode(errors="replace")
+    text = str(err)
+    for marker in ("Caused by ", "Error while fetching server API version: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")

@@ -1,0 +1,37 @@
+"""Files are never half-written where a later run would trust them: write to a
+temp name in the same folder, fsync, then os.replace into place."""
+import contextlib
+import hashlib
+import os
+
+CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_writer(path, mode="wb"):
+    """Yield a handle on a temp file that becomes `path` only if the block succeeds."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temp = os.path.join(folder, ".%s.partial-%d" % (os.path.basename(path), os.getpid()))
+    try:
+        with open(temp, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def write_atomic(path, data):
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()

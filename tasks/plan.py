@@ -1,0 +1,162 @@
+"""Workflows -> doit task dicts.
+
+Each step is a top-level doit task of the same name. Its `task_dep` is what it
+`needs:` plus every step that outputs an image or file it reads. Its `uptodate`
+is the step kind's check, which asks the engine (a removed image is noticed), and
+its action calls the step kind's run(). Both are module-level functions taking
+the step name, so `doit -n 4 -P process` can hand them to workers.
+"""
+import os
+
+from . import engine, graph, refs, steps, ui, workflow
+from .errors import StepFailed, WorkflowError
+
+_steps = {}      # step name -> Step, for the actions and checks of this run
+_verdicts = {}   # step name -> Verdict of its check in this process
+
+
+def load(project_dir, override=None):
+    """All steps of `project_dir/workflows`, keyed by name; WorkflowError if any is wrong."""
+    cache_dir = os.path.join(project_dir, ".dockflow", "cache")
+    workflows = workflow.load_all(os.path.join(project_dir, "workflows"), cache_dir, override)
+    found, problems = {}, []
+    for flow in workflows:
+        for name, step in flow.steps.items():
+            if name in found:
+                problems.append("%s: step %r is also defined at %s; step names are doit task names "
+                                "and must be unique across workflows/" % (step.where(), name, found[name].where()))
+            found[name] = step
+    if problems:
+        raise WorkflowError(problems)
+    return found
+
+
+def dependencies(all_steps):
+    """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
+    problems, producers = [], {}
+    for name, step in all_steps.items():
+        for item in _safe(step, "outputs", problems):
+            producers.setdefault(_key(item), name)
+    deps = {}
+    for name, step in all_steps.items():
+        needed = set()
+        for index, other in enumerate(step.spec.get("needs", [])):
+            if other not in all_steps:
+                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, _suggest(other, all_steps)))
+            else:
+                needed.add(other)
+        for item in _safe(step, "inputs", problems):
+            needed.update(_producers_of(item, producers) - {name})
+        deps[name] = sorted(needed)
+    cycle = graph.find_cycle(deps)
+    if cycle:
+        first = all_steps[cycle[0]]
+        problems.append("%s: dependency cycle: %s" % (first.where(), " -> ".join(cycle)))
+    if problems:
+        raise WorkflowError(problems)
+    return deps
+
+
+def _key(item):
+    kind, value = item
+    return (kind, refs.normalize(value) if kind == "image" else os.path.normpath(value))
+
+
+def _producers_of(item, producers):
+    """Steps making this input: the same image, the same file, or a file inside an input folder."""
+    key = _key(item)
+    found = {producers[key]} if key in producers else set()
+    if key[0] == "file":
+        inside = key[1] + os.sep
+        found.update(step for (kind, path), step in producers.items() if kind == "file" and path.startswith(inside))
+    return found
+
+
+def _safe(step, what, problems):
+    """A step module's inputs/outputs. A value that cannot be resolved yet (no git
+    repository for ${commit}, say) is left out here: that step's own check reports
+    it when it runs, and unrelated steps stay usable."""
+    try:
+        return getattr(steps.module_for(step.kind), what)(step)
+    except StepFailed:
+        return []
+
+
+def _suggest(name, all_steps):
+    import difflib
+
+    close = difflib.get_close_matches(name, list(all_steps), n=1)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
+def step_problems(all_steps):
+    problems = []
+    for step in all_steps.values():
+        check = getattr(steps.module_for(step.kind), "problems", None)
+        if check:
+            try:
+                problems.extend(check(step))
+            except StepFailed as err:
+                problems.append("%s: %s" % (step.where(), err))
+    if problems:
+        raise WorkflowError(problems)
+
+
+def task_dicts(project_dir, override=None):
+    """What dodo.py yields to doit."""
+    all_steps = load(project_dir, override)
+    step_problems(all_steps)
+    deps = dependencies(all_steps)
+    _steps.clear()
+    _steps.update(all_steps)
+    for name, step in all_steps.items():
+        always = getattr(steps.module_for(step.kind), "ALWAYS_RUN", False)
+        yield {
+            "basename": name,
+            "doc": step.doc or "%s step" % step.kind,
+            "actions": [(run_step, [name])],
+            "task_dep": deps[name],
+            # [False] keeps doit from calling it "no dependencies" and always running it
+            "uptodate": [False] if always else [(check_step, [name], {})],
+            "verbosity": 2,
+        }
+
+
+def check_step(task, values, name):
+    """doit's uptodate callable. Never raises: a failing check means "run", and
+    the action then reports the failure as the step's own error."""
+    step = _steps[name]
+    try:
+        verdict = steps.module_for(step.kind).check(step, values)
+    except StepFailed as err:
+        verdict = steps.Verdict(False, error=err)
+    _verdicts[name] = verdict
+    if not verdict.current:
+        # This step is going to run: what it makes must be asked afresh later on.
+        for kind, value in steps.module_for(step.kind).outputs(step) if not verdict.error else []:
+            if kind == "image":
+                engine.for_step(step).forget(value)
+    return verdict.current
+
+
+def run_step(name):
+    """doit's action: run the step; a StepFailed becomes one readable failure line."""
+    from doit.exceptions import TaskFailed
+
+    step = _steps[name]
+    module = steps.module_for(step.kind)
+    try:
+        verdict = _verdicts.pop(name, None)
+        if verdict is None:  # a worker process, or the check never ran (doit -a)
+            verdict = module.check(step, {}) if not getattr(module, "ALWAYS_RUN", False) else steps.Verdict(False)
+        if verdict.error:
+            raise verdict.error
+        if verdict.reason:
+            ui.say(name, verdict.reason)
+        values = module.run(step, verdict) or {}
+    except StepFailed as err:
+        return TaskFailed(str(err))
+    for kind, value in module.outputs(step):
+        if kind == "image":
+            engine.for_step(step).forget(value)
+    return values

@@ -1,0 +1,22 @@
+"""doit's console reporter, with failures a person can act on: a step that failed
+prints its one message (no Python traceback); only a bug in dockflow itself, a
+TaskError, keeps doit's full report."""
+import sys
+
+from doit.exceptions import TaskFailed
+from doit.reporter import ConsoleReporter
+
+
+class Reporter(ConsoleReporter):
+    desc = "dockflow: one clear line per failed step"
+
+    def add_failure(self, task, fail):
+        if isinstance(fail, TaskFailed):
+            sys.stderr.write("FAILED %s: %s\n" % (task.name, fail.message))
+            sys.stderr.flush()
+        else:
+            super().add_failure(task, fail)
+
+    def complete_run(self):
+        self.failures = [f for f in self.failures if not isinstance(f["exception"], TaskFailed)]
+        super().complete_run()

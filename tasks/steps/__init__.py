@@ -1,0 +1,38 @@
+"""The step kinds. Each kind is one module of this package with the same contract:
+
+    outputs(step) -> [("image", ref) | ("file", path)]   what it makes
+    inputs(step)  -> [("image", ref) | ("file", path)]   what it reads
+    problems(step) -> [str]     load-time checks (optional)
+    check(step, saved) -> Verdict   up to date? asks the engine, never a stamp
+    run(step, verdict) -> dict      does the work; the dict is recorded by doit
+    ALWAYS_RUN = True               (optional) never up to date, e.g. prune
+
+A step's inputs that another step outputs make it depend on that step.
+Adding a kind: one module, one line below, its part of the schema, its tests.
+The schema's `kind` enum must equal STEP_KINDS (tests/test_schema.py checks it).
+"""
+import importlib
+
+# kind -> module name in this package ("import" is a Python keyword).
+STEP_KINDS = {
+    "build": "build",
+    "import": "import_rootfs",
+    "tag": "tag",
+}
+
+
+def module_for(kind):
+    return importlib.import_module("%s.%s" % (__name__, STEP_KINDS[kind]))
+
+
+class Verdict:
+    """The answer of a check: up to date or not, why, and what the check learned
+    (`memo`) so that run() need not ask again."""
+
+    __slots__ = ("current", "reason", "memo", "error")
+
+    def __init__(self, current, reason="", memo=None, error=None):
+        self.current = current
+        self.reason = reason
+        self.memo = memo or {}
+        self.error = error

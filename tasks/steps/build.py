@@ -1,0 +1,178 @@
+"""build: a context folder and a Dockerfile -> an image (docker build).
+
+Up to date when the engine has the image and its `io.dockflow.inputs` label equals
+the digest of: the context files Docker would send (after .dockerignore), the
+Dockerfile, the step's definition (args, labels, target...), and the id of every
+base image named in FROM. A rebuilt base changes its id, so everything built on
+it rebuilds too; a file touched without a content change rebuilds nothing.
+"""
+import os
+import re
+
+from .. import dockerignore, engine, refs, ui
+from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
+from ..errors import StepFailed
+from . import Verdict
+
+LAST_LINES = 8
+
+
+def outputs(step):
+    return [("image", ref) for ref in [step.get("image")] + step.get("tags", [])]
+
+
+def inputs(step):
+    bases = base_images(step)
+    return ([("image", ref) for ref in bases + step.get("cache_from", [])]
+            + [("file", step.path("context"))])
+
+
+def problems(step):
+    found = []
+    context = step.path("context")
+    if not os.path.isdir(context):
+        found.append("%s: %r is not a folder" % (step.where("context"), step.get("context")))
+    elif not os.path.isfile(dockerfile_path(step)):
+        field = "dockerfile" if "dockerfile" in step.spec else "context"
+        found.append("%s: no Dockerfile at %s" % (step.where(field), os.path.relpath(dockerfile_path(step))))
+    for field in ["image"] + ["tags"] * bool(step.spec.get("tags")):
+        for ref in [step.get(field)] if field == "image" else step.get(field):
+            if not refs.is_valid(ref):
+                found.append("%s: %r is not a valid image reference" % (step.where(field), ref))
+    return found
+
+
+def dockerfile_path(step):
+    return os.path.join(step.path("context"), step.get("dockerfile", "Dockerfile"))
+
+
+def base_images(step):
+    """Images named in the Dockerfile's FROM lines (not stages, not scratch)."""
+    try:
+        with open(dockerfile_path(step), encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return []  # problems() reports it
+    return parse_from_lines(text, step.get("args", {}))
+
+
+def parse_from_lines(text, build_args):
+    text = re.sub(r"\\\r?\n", " ", text)  # join continued lines
+    args, stages, bases, seen_from = {}, set(), [], False
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        instruction = words[0].upper()
+        if instruction == "ARG" and not seen_from and len(words) > 1:
+            name, _, default = words[1].partition("=")
+            args[name] = str(build_args.get(name, default.strip('"')))
+        elif instruction == "FROM":
+            seen_from = True
+            words = [w for w in words[1:] if not w.startswith("--")]
+            if not words:
+                continue
+            image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), ""), words[0])
+            if len(words) >= 3 and words[1].upper() == "AS":
+                stages.add(words[2].lower())
+            if image.lower() not in stages and image != "scratch" and image not in bases:
+                bases.append(image)
+    return bases
+
+
+def check(step, saved):
+    docker = engine.for_step(step)
+    context = step.path("context")
+    dockerfile_rel = os.path.relpath(dockerfile_path(step), context)
+    relpaths = dockerignore.context_files(context, always=(dockerfile_rel, ".dockerignore"))
+    context_digest, file_stats = files_digest(context, relpaths, saved.get("files"))
+    bases = {ref: docker.image_id(ref) for ref in base_images(step)}
+    definition_digest = value_digest(step.expanded_definition())
+    input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})
+    memo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
+            "definition_digest": definition_digest}
+    image_ref = step.get("image")
+    image = docker.inspect_image(image_ref)
+    if image is None:
+        return Verdict(False, "building %s: the engine has no such image" % image_ref, memo)
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    if labels.get(INPUTS_LABEL) != input_digest:
+        return Verdict(False, "rebuilding %s: %s" % (image_ref, why_changed(saved, memo)), memo)
+    missing = [t for t in step.get("tags", []) if docker.image_id(t) != image["Id"]]
+    if missing:
+        memo["image_id"] = image["Id"]
+        return Verdict(False, "tagging %s as %s" % (image_ref, ", ".join(missing)), memo)
+    return Verdict(True, memo=memo)
+
+
+def why_changed(saved, memo):
+    if not saved:
+        return "its inputs differ from those it was built from (no earlier run recorded here)"
+    reasons = []
+    changed = changed_files(saved.get("files"), memo["files"])
+    if changed:
+        reasons.append("changed: " + ", ".join(changed))
+    for ref, image_id in memo["bases"].items():
+        if (saved.get("bases") or {}).get(ref) != image_id:
+            reasons.append("base image %s is %s" % (ref, "missing" if image_id is None else "new (%s)" % image_id[7:19]))
+    if saved.get("definition_digest") != memo["definition_digest"]:
+        reasons.append("the step's definition changed")
+    return "; ".join(reasons) or "the image's label does not match its inputs (built elsewhere?)"
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    docker = engine.for_step(step)
+    image_ref = step.get("image")
+    image_id = memo.get("image_id") or _build(step, docker, image_ref, memo["input_digest"])
+    for extra in step.get("tags", []):
+        repository, tag = refs.split_tag(extra)
+        try:
+            docker.api.tag(image_id, repository, tag, force=True)
+        except docker.sdk_errors() as err:
+            raise docker.failure("%s: tag %s" % (step.name, extra), err) from None
+    return {"image_id": image_id, "input_digest": memo["input_digest"], "files": memo["files"],
+            "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
+
+
+def _build(step, docker, image_ref, input_digest):
+    missing_bases = [ref for ref, image_id in base_images_ids(step, docker).items() if image_id is None]
+    if missing_bases and not step.get("pull"):
+        ui.warn(step.name, "base image %s is not in the engine; the build will try to pull it"
+                % ", ".join(missing_bases))
+    labels = dict(step.get("labels", {}))
+    labels[INPUTS_LABEL] = input_digest
+    options = dict(path=step.path("context"), dockerfile=step.get("dockerfile", "Dockerfile"), tag=image_ref,
+                   buildargs={k: str(v) for k, v in step.get("args", {}).items()}, labels=labels,
+                   target=step.get("target"), cache_from=step.get("cache_from") or None,
+                   pull=bool(step.get("pull")), rm=True, forcerm=True, decode=True)
+    lines, current_instruction, image_id = [], None, None
+    try:
+        for chunk in docker.api.build(**options):
+            if "error" in chunk:
+                raise StepFailed(_failure_message(step, image_ref, chunk, current_instruction, lines))
+            text = chunk.get("stream", "")
+            for line in text.splitlines():
+                if line.strip():
+                    lines.append(line.rstrip())
+                    ui.detail(line.rstrip())
+                    if line.startswith("Step "):
+                        current_instruction = line.split(" : ", 1)[-1]
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: build of %s" % (step.name, image_ref), err) from None
+    docker.forget(image_ref)
+    return image_id or docker.image_id(image_ref)
+
+
+def base_images_ids(step, docker):
+    return {ref: docker.image_id(ref) for ref in base_images(step)}
+
+
+def _failure_message(step, image_ref, chunk, instruction, lines):
+    error = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+    where = " at `%s`" % instruction if instruction else ""
+    tail = "\n".join("      | " + line for line in lines[-LAST_LINES:])
+    return "%s: build of %s failed%s: %s%s" % (step.name, image_ref, where, error.strip(),
+                                                "\n    last lines of its output:\n" + tail if tail else "")

@@ -1,0 +1,66 @@
+"""tag: one image, more names (docker tag), e.g. `lab/basic-app:${version}`.
+
+Up to date when every tag already names the source image. A version tag that
+names another image is not moved unless `force: true` (a released 1.0.0 must not
+silently change); `latest` may move, with a warning that it is a moving target.
+"""
+from .. import engine, refs, ui
+from ..errors import StepFailed
+from . import Verdict
+
+
+def outputs(step):
+    return [("image", ref) for ref in step.get("tags")]
+
+
+def inputs(step):
+    return [("image", step.get("source"))]
+
+
+def problems(step):
+    found = []
+    for index, ref in enumerate([step.get("source")] + step.get("tags")):
+        if not refs.is_valid(ref):
+            field = ("source",) if index == 0 else ("tags", index - 1)
+            found.append("%s: %r is not a valid image reference" % (step.where(*field), ref))
+    return found
+
+
+def check(step, saved):
+    docker = engine.for_step(step)
+    source = step.get("source")
+    source_id = docker.image_id(source)
+    if source_id is None:
+        raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
+                         % (step.where("source"), source, docker.host))
+    to_tag = []
+    for ref in step.get("tags"):
+        current_id = docker.image_id(ref)
+        if current_id == source_id:
+            continue
+        if current_id is not None and not step.get("force") and refs.parse(ref).tag != "latest":
+            raise StepFailed(
+                "%s: %s already names another image (%s), not %s (%s); a version tag is not moved: "
+                "bump the version or set force: true" % (step.where("tags"), ref, current_id[7:19],
+                                                        source, source_id[7:19]))
+        to_tag.append(ref)
+    memo = {"source_id": source_id, "to_tag": to_tag}
+    if not to_tag:
+        return Verdict(True, memo=memo)
+    return Verdict(False, "tagging %s (%s) as %s" % (source, source_id[7:19], ", ".join(to_tag)), memo)
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    docker = engine.for_step(step)
+    for ref in memo["to_tag"]:
+        repository, tag = refs.split_tag(ref)
+        if tag == "latest":
+            ui.warn(step.name, "%s is a moving target: whoever runs it gets whatever was tagged last; "
+                               "deploy a version tag instead" % ref)
+        try:
+            docker.api.tag(memo["source_id"], repository, tag, force=True)
+        except docker.sdk_errors() as err:
+            raise docker.failure("%s: tag %s" % (step.name, ref), err) from None
+        docker.forget(ref)
+    return {"source_id": memo["source_id"], "tags": step.get("tags")}

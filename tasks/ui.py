@@ -1,0 +1,44 @@
+"""What a run tells the user, through loguru (imported only when a step runs).
+
+Lines go to whatever sys.stdout is at the time (doit swaps it when it captures).
+DOCKFLOW_LOG_FILE adds a rotating log file, e.g. for a scheduled prune;
+DOCKFLOW_LOG_LEVEL=DEBUG shows more.
+"""
+import os
+import sys
+
+_logger = None
+
+
+def logger():
+    global _logger
+    if _logger is None:
+        from loguru import logger as base
+
+        base.remove()
+        level = os.environ.get("DOCKFLOW_LOG_LEVEL", "INFO")
+        base.add(lambda message: (sys.stdout.write(message), sys.stdout.flush()),
+                 format="{message}", level=level, colorize=False)
+        log_file = os.environ.get("DOCKFLOW_LOG_FILE")
+        if log_file:
+            base.add(log_file, level=level, rotation="10 MB", retention=5,
+                     format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}")
+        _logger = base
+    return _logger
+
+
+def say(step_name, message):
+    logger().info("   {}: {}", step_name, message)
+
+
+def warn(step_name, message):
+    logger().warning("   {}: warning: {}", step_name, message)
+
+
+def detail(text):
+    """One line of a tool's own output (a build's), indented under its step."""
+    logger().info("      | {}", text)
+
+
+def is_terminal():
+    return sys.stdout.isatty()

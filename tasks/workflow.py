@@ -1,0 +1,239 @@
+"""Read workflow files into Steps, or say everything that is wrong with them at once.
+
+A file is parsed with YAML's safe loader, keeping the line and column of every
+value, then checked against schemas/workflow.schema.json. Both are slow to import
+(about 110 ms together), so the checked document is cached under .dockflow/cache,
+keyed by the sha256 of the file and of the schema: an unchanged file costs one read.
+"""
+import hashlib
+import json
+import os
+
+from . import files, variables
+from .errors import StepFailed, WorkflowError
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schemas", "workflow.schema.json")
+CACHE_FORMAT = b"dockflow-cache-1"
+# doit's own commands hide a task of the same name (`doit list` never runs a step).
+DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list",
+                 "reset-dep", "run", "strace", "tabcompletion", "validate", "plan", "graph"}
+
+
+class Workflow:
+    """One workflow file: its steps, variables and the position of every value."""
+
+    def __init__(self, path, document, marks, override=None):
+        self.path = path
+        self.display_path = os.path.relpath(path)
+        self.base_dir = os.path.dirname(path)
+        self.marks = marks
+        self.variables = variables.Variables(document.get("vars"), self.base_dir, override)
+        self.steps = {name: Step(name, spec, self) for name, spec in document["steps"].items()}
+
+    def where(self, *path):
+        """`file:line:col` of the value at `path` (or of its closest parent)."""
+        path = list(path)
+        while path and "\x1f".join(path) not in self.marks:
+            path.pop()
+        line, column = self.marks.get("\x1f".join(path), (1, 1))
+        return "%s:%d:%d" % (self.display_path, line, column)
+
+
+class Step:
+    """One step of a workflow; fields are read with variables expanded."""
+
+    def __init__(self, name, spec, workflow):
+        self.name = name
+        self.spec = spec
+        self.workflow = workflow
+        self.kind = spec["kind"]
+        self.doc = spec.get("doc", "")
+
+    def get(self, field, default=None):
+        if field not in self.spec:
+            return default
+        return self.workflow.variables.expand(self.spec[field])
+
+    def path(self, field, default=None):
+        """A path field, absolute, relative to the workflow file's folder."""
+        value = self.get(field, default)
+        if value is None:
+            return None
+        return os.path.normpath(os.path.join(self.workflow.base_dir, value))
+
+    def where(self, *field):
+        """`file:line:col: steps.NAME.FIELD` for messages about this step."""
+        path = ("steps", self.name) + tuple(str(f) for f in field)
+        return "%s: %s" % (self.workflow.where(*path), ".".join(path))
+
+    def definition(self):
+        """The step as written, minus its doc: a digest input (a doc edit rebuilds nothing)."""
+        return {k: v for k, v in self.spec.items() if k != "doc"}
+
+    def expanded_definition(self):
+        return self.workflow.variables.expand(self.definition())
+
+
+def load_file(path, cache_dir, override=None):
+    """A checked Workflow, or WorkflowError listing every problem in the file."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    schema_raw = _read_schema()
+    key = hashlib.sha256(CACHE_FORMAT + schema_raw + raw).hexdigest()
+    cache_path = os.path.join(cache_dir, key + ".json")
+    try:
+        with open(cache_path, encoding="utf-8") as handle:
+            cached = json.load(handle)
+    except (OSError, ValueError):
+        cached = None
+    if cached is None:
+        document, marks = _parse_and_check(path, raw, schema_raw)
+        cached = {"document": document, "marks": marks}
+        files.write_atomic(cache_path, json.dumps(cached).encode())
+    marks = {k: tuple(v) for k, v in cached["marks"].items()}
+    return Workflow(os.path.abspath(path), cached["document"], marks, override)
+
+
+_schema_bytes = None
+
+
+def _read_schema():
+    global _schema_bytes
+    if _schema_bytes is None:
+        with open(SCHEMA_PATH, "rb") as handle:
+            _schema_bytes = handle.read()
+    return _schema_bytes
+
+
+def _parse_and_check(path, raw, schema_raw):
+    display = os.path.relpath(path)
+    document, marks = parse_yaml(display, raw)
+    problems = schema_problems(display, document, marks, json.loads(schema_raw))
+    if not problems:
+        problems = static_problems(display, document, marks)
+    if problems:
+        raise WorkflowError(problems)
+    return document, marks
+
+
+def parse_yaml(display, raw):
+    """(document, marks): marks maps a joined path to the (line, column) of its value."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise WorkflowError("%s: not UTF-8 text (byte %d)" % (display, err.start)) from None
+    try:
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise WorkflowError("%s:1:1: the file is empty; a workflow needs `steps:`" % display)
+            document = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, err.problem or err)) from None
+    except yaml.YAMLError as err:
+        raise WorkflowError("%s: YAML: %s" % (display, err)) from None
+    marks, problems = {}, []
+    _walk_marks(node, (), marks, problems, display)
+    if problems:
+        raise WorkflowError(problems)
+    return document, marks
+
+
+def _walk_marks(node, path, marks, problems, display):
+    import yaml
+
+    marks["\x1f".join(path)] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append("%s:%d:%d: %s: duplicate key %r" % (
+                    display, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                    ".".join(path) or "(top)", key))
+            seen.add(key)
+            _walk_marks(value_node, path + (key,), marks, problems, display)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk_marks(item, path + (str(index),), marks, problems, display)
+
+
+def schema_problems(display, document, marks, schema):
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+        path = [str(p) for p in error.absolute_path]
+        problems.append(_format(display, marks, path, _schema_message(error)))
+    return problems
+
+
+def _schema_message(error):
+    if error.validator == "unevaluatedProperties" or error.validator == "additionalProperties":
+        return error.message.replace("Unevaluated properties are not allowed", "unknown field") \
+                            .replace("Additional properties are not allowed", "unknown field")
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        best = min(error.context, key=lambda e: len(list(e.absolute_path)))
+        return best.message
+    return error.message
+
+
+def _format(display, marks, path, message):
+    probe = list(path)
+    while probe and "\x1f".join(probe) not in marks:
+        probe.pop()
+    line, column = marks.get("\x1f".join(probe), (1, 1))
+    return "%s:%d:%d: %s: %s" % (display, line, column, ".".join(path) or "(top)", message)
+
+
+def static_problems(display, document, marks):
+    """Checks that need only the file: reserved names, declared variables, `needs`."""
+    problems = []
+    declared = set((document.get("vars") or {}).keys())
+    steps = document["steps"]
+    for name, spec in steps.items():
+        here = ["steps", name]
+        if name in DOIT_COMMANDS:
+            problems.append(_format(display, marks, here, "step name %r is a doit command; "
+                                    "`doit %s` would not run it: rename the step" % (name, name)))
+        for field, value in spec.items():
+            for var in variables.names_in_value(value):
+                if var not in declared:
+                    problems.append(_format(display, marks, here + [field],
+                                            "undefined variable ${%s} (declare it under vars:)" % var))
+    for name, source in (document.get("vars") or {}).items():
+        if isinstance(source, str) and variables.names_in(source):
+            problems.append(_format(display, marks, ["vars", name], "a variable cannot use other variables"))
+    return problems
+
+
+def load_all(workflow_dir, cache_dir, override=None):
+    """Every *.yaml / *.yml under `workflow_dir` (not in sub-folders), checked together."""
+    try:
+        names = sorted(n for n in os.listdir(workflow_dir) if n.endswith((".yaml", ".yml")))
+    except FileNotFoundError:
+        raise WorkflowError("%s: no such folder; put workflow files in workflows/" % workflow_dir) from None
+    workflows, problems = [], []
+    for name in names:
+        try:
+            workflows.append(load_file(os.path.join(workflow_dir, name), cache_dir, override))
+        except WorkflowError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise WorkflowError(problems)
+    return workflows
+
+
+def step_value_error(step, field, err):
+    """A StepFailed about one field, prefixed with where that field is written."""
+    return StepFailed("%s: %s" % (step.where(field), err))
