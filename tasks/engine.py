@@ -87,6 +87,20 @@ class Engine:
         image = self.inspect_image(ref)
         return image["Id"] if image else None
 
+    def ping(self):
+        """True when the engine answers /_ping."""
+        try:
+            return self._get("/_ping")[0] == 200
+        except (StepFailed, _NeedsSdk):
+            return False
+        finally:
+            self.close()
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def forget(self, ref=None):
         if ref is None:
             self._inspected.clear()

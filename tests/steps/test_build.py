@@ -1,0 +1,126 @@
+"""build against a real engine: up to date means what the engine holds."""
+import os
+
+import pytest
+
+pytestmark = pytest.mark.engine
+
+
+def chain(project, names, busybox_image):
+    """base built FROM the busybox image, app built FROM base."""
+    project.write("base/Dockerfile", "FROM %s\nRUN echo base > /base.txt\n" % busybox_image)
+    project.write("app/Dockerfile", "FROM %s/base\nCOPY . /app/\nRUN cat /app/data.txt\n" % names)
+    project.write("app/data.txt", "one\n")
+    project.write("app/.dockerignore", "*.log\n")
+    project.workflow("""
+        steps:
+          build_base:
+            kind: build
+            doc: the base
+            context: ../base
+            image: %(n)s/base
+          build_app:
+            kind: build
+            context: ../app
+            image: %(n)s/app
+        """ % {"n": names})
+
+
+def image_id(docker_cli, ref):
+    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
+
+
+def test_second_run_builds_nothing(project, names, busybox_image, docker_cli):
+    chain(project, names, busybox_image)
+    first = project.doit("build_app")
+    assert first.returncode == 0, first.output
+    assert "building %s/base" % names in first.output and "building %s/app" % names in first.output
+    app_id = image_id(docker_cli, names + "/app")
+    second = project.doit("build_app")
+    assert second.returncode == 0, second.output
+    assert "-- build_base" in second.output and "-- build_app" in second.output
+    assert "Step 1/" not in second.output
+    assert image_id(docker_cli, names + "/app") == app_id
+
+
+def test_removed_image_is_rebuilt(project, names, busybox_image, docker_cli):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    docker_cli("rmi", names + "/app")
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "-- build_base" in again.output
+    assert "building %s/app: the engine has no such image" % names in again.output
+    assert image_id(docker_cli, names + "/app")
+
+
+def test_touch_without_change_rebuilds_nothing(project, names, busybox_image):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    path = project.path("app/data.txt")
+    os.utime(path, (1, 1))
+    again = project.doit("build_app")
+    assert "-- build_app" in again.output, again.output
+
+
+def test_changed_content_rebuilds_only_that_image_and_says_why(project, names, busybox_image):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    project.write("app/data.txt", "two\n")
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "-- build_base" in again.output
+    assert "rebuilding %s/app: changed: data.txt" % names in again.output
+
+
+def test_ignored_file_rebuilds_nothing(project, names, busybox_image):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    project.write("app/debug.log", "noise\n")
+    assert "-- build_app" in project.doit("build_app").output
+
+
+def test_changed_base_cascades_to_app(project, names, busybox_image, docker_cli):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    app_id = image_id(docker_cli, names + "/app")
+    project.write("base/Dockerfile", "FROM %s\nRUN echo base2 > /base.txt\n" % busybox_image)
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "rebuilding %s/base" % names in again.output
+    assert "base image %s/base is new" % names in again.output
+    assert image_id(docker_cli, names + "/app") != app_id
+
+
+def test_changed_build_arg_rebuilds(project, names, busybox_image):
+    project.write("c/Dockerfile", "FROM %s\nARG WHO\nRUN echo $WHO > /who\n" % busybox_image)
+    flow = """
+        steps:
+          one:
+            kind: build
+            context: ../c
+            image: %s/one
+            args: {WHO: %s}
+        """
+    project.workflow(flow % (names, "ann"))
+    assert project.doit("one").returncode == 0
+    project.workflow(flow % (names, "bob"))
+    again = project.doit("one")
+    assert "the step's definition changed" in again.output, again.output
+
+
+def test_failing_build_names_instruction_and_output(project, names, busybox_image, docker_cli):
+    project.write("bad/Dockerfile", "FROM %s\nRUN echo about to fail && false\n" % busybox_image)
+    project.workflow("""
+        steps:
+          broken:
+            kind: build
+            context: ../bad
+            image: %s/broken
+        """ % names)
+    done = project.doit("broken")
+    assert done.returncode == 1
+    assert "FAILED broken: broken: build of %s/broken failed at `RUN echo about to fail && false`" % names in done.output
+    assert "about to fail" in done.output
+    assert "Traceback" not in done.output
+    assert not docker_cli("images", "-q", names + "/broken").strip()
