@@ -33,10 +33,14 @@ def load(project_dir, override=None):
 
 def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
-    problems, producers = [], {}
+    problems, producers, producers_below = [], {}, {}
     for name, step in all_steps.items():
         for item in _safe(step, "outputs", problems):
-            producers.setdefault(_key(item), name)
+            key = _key(item)
+            producers.setdefault(key, name)
+            if key[0] == "file":  # a file made inside a folder another step reads
+                for folder in _parent_folders(key[1]):
+                    producers_below.setdefault(folder, set()).add(name)
     deps = {}
     for name, step in all_steps.items():
         needed = set()
@@ -46,7 +50,12 @@ def dependencies(all_steps):
             else:
                 needed.add(other)
         for item in _safe(step, "inputs", problems):
-            needed.update(_producers_of(item, producers) - {name})
+            key = _key(item)
+            if key in producers:
+                needed.add(producers[key])
+            if key[0] == "file":
+                needed.update(producers_below.get(key[1], ()))
+        needed.discard(name)
         deps[name] = sorted(needed)
     cycle = graph.find_cycle(deps)
     if cycle:
@@ -57,19 +66,16 @@ def dependencies(all_steps):
     return deps
 
 
+def _parent_folders(path):
+    parent = os.path.dirname(path)
+    while parent and parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
 def _key(item):
     kind, value = item
     return (kind, refs.normalize(value) if kind == "image" else os.path.normpath(value))
-
-
-def _producers_of(item, producers):
-    """Steps making this input: the same image, the same file, or a file inside an input folder."""
-    key = _key(item)
-    found = {producers[key]} if key in producers else set()
-    if key[0] == "file":
-        inside = key[1] + os.sep
-        found.update(step for (kind, path), step in producers.items() if kind == "file" and path.startswith(inside))
-    return found
 
 
 def _safe(step, what, problems):
