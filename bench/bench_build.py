@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Benchmark: dockflow beside the lab's Makefile and build.sh, same engine, same run.
+
+    python3 bench/bench_build.py [--runs 10] [--cases noop,cold,incremental,rmi,scale,parallel]
+                                 [--scale 100,500,2000]
+
+Each case runs both sides several times and prints medians and the ratio
+dockflow / baseline. Baselines (bench/make-lab/, copied from the lab):
+  make      the Makefile with stamp files (fast, but blind to `docker rmi`)
+  build.sh  always calls `docker build` (correct; pays a cached build per image)
+  floor     `doit` with a one-task dodo.py that does nothing: what doit alone costs here
+It builds and removes only the lab's images (basic-base, basic-app, lab/busybox:1.35,
+lab/basic-app:*) and images named bench-*; nothing else in the engine is touched.
+Bytecode caching is on, as on a user's machine (PYTHONDONTWRITEBYTECODE is dropped).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAKE_LAB = os.path.join(REPO, "bench", "make-lab")
+LAB_IMAGES = ["basic-app", "basic-base", "lab/busybox:1.35"]
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPATH"] = REPO
+
+
+def sh(command, cwd=None, check=True, env=None):
+    done = subprocess.run(command, cwd=cwd, env=env or ENV, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise SystemExit("bench: %s failed (%d):\n%s%s" % (" ".join(command), done.returncode,
+                                                           done.stdout[-3000:], done.stderr[-3000:]))
+    return done
+
+
+def timed(command, cwd, prepare=None, runs=10):
+    """Median wall seconds of `command` over `runs` runs; `prepare()` runs untimed before each."""
+    samples = []
+    for _ in range(runs):
+        if prepare:
+            prepare()
+        start = time.perf_counter()
+        sh(command, cwd=cwd)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def remove_lab_images():
+    tags = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "lab/basic-app"]).stdout.split()
+    sh(["docker", "rmi", "-f", *LAB_IMAGES, *tags], check=False)
+
+
+def make_project(root):
+    """A copy of this project's workflows in a git repository (the tag step names the commit)."""
+    project = os.path.join(root, "dockflow-lab")
+    shutil.copytree(os.path.join(REPO, "workflows"), os.path.join(project, "workflows"))
+    shutil.copy(os.path.join(REPO, "dodo.py"), project)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=bench", "-c", "user.email=bench@invalid", "commit", "-qm", "lab"]):
+        sh(command, cwd=project)
+    return project
+
+
+def make_copy(root):
+    copy = os.path.join(root, "make-lab")
+    shutil.copytree(MAKE_LAB, copy)
+    return copy
+
+
+def floor_project(root):
+    floor = os.path.join(root, "floor")
+    os.makedirs(floor)
+    with open(os.path.join(floor, "dodo.py"), "w") as handle:
+        handle.write("def task_nothing():\n    return {'actions': [], 'uptodate': [True]}\n")
+    return floor
+
+
+def row(case, ours, baseline_name, baseline):
+    ratio = ours / baseline if baseline else float("inf")
+    print("%-34s dockflow %8.3f s   %-9s %8.3f s   ratio %5.2fx" % (case, ours, baseline_name, baseline, ratio),
+          flush=True)
+
+
+DOIT = [sys.executable, "-m", "doit"]
+
+
+def case_noop(project, make_dir, floor, runs):
+    print("\n# 1. no-op: everything up to date (medians of %d)" % runs)
+    sh(DOIT + ["build_app"], cwd=project)
+    ours = timed(DOIT + ["build_app"], project, runs=runs)
+    floor_time = timed(DOIT + ["nothing"], floor, runs=runs)
+    sh(["sh", "build.sh"], cwd=make_dir)
+    build_sh = timed(["sh", "build.sh"], make_dir, runs=runs)
+    sh(["make", "build_app"], cwd=make_dir)
+    make = timed(["make", "build_app"], make_dir, runs=runs)
+    row("no-op doit build_app", ours, "build.sh", build_sh)
+    row("no-op doit build_app", ours, "make", make)
+    row("no-op doit build_app", ours, "floor", floor_time)
+    sh(DOIT + ["build_app"], cwd=project)  # leave our images in place for the next case
+
+
+def case_cold(project, make_dir, runs):
+    runs = max(1, min(runs, 3))
+    print("\n# 2. cold: no lab image in the engine -> base image, basic-base, basic-app, tags (medians of %d)" % runs)
+
+    def cold_ours():
+        remove_lab_images()
+
+    def cold_make():
+        remove_lab_images()
+        sh(["make", "clean"], cwd=make_dir)
+
+    ours = timed(DOIT + ["tag"], project, prepare=cold_ours, runs=runs)
+    make = timed(["make", "build/tag.stamp"], make_dir, prepare=cold_make, runs=runs)
+    row("cold doit tag", ours, "make", make)
+
+
+def _bump(path):
+    with open(path) as handle:
+        version = handle.read().strip()
+    with open(path, "w") as handle:
+        handle.write(("1.0.1" if version == "1.0.0" else "1.0.0") + "\n")
+
+
+def case_incremental(project, make_dir, runs):
+    runs = max(1, min(runs, 5))
+    print("\n# 3. incremental: the app's VERSION edited (medians of %d)" % runs)
+    sh(DOIT + ["build_app"], cwd=project)
+    ours = timed(DOIT + ["build_app"], project, runs=runs,
+                 prepare=lambda: _bump(os.path.join(project, "workflows/lab/app/VERSION")))
+    sh(["make", "build_app"], cwd=make_dir)
+    make = timed(["make", "build_app"], make_dir, runs=runs,
+                 prepare=lambda: _bump(os.path.join(make_dir, "app/VERSION")))
+    row("incremental doit build_app", ours, "make", make)
+    output = sh(DOIT + ["build_app"], cwd=project).stdout
+    print("  after an edit, doit rebuilds only: %s" % ", ".join(
+        line.split(":")[0].strip() for line in output.splitlines() if "building" in line) or "nothing")
+
+
+def case_rmi(project, make_dir):
+    print("\n# 4. after `docker rmi basic-app`: does each side rebuild?")
+    sh(DOIT + ["build_app"], cwd=project)
+    sh(["docker", "rmi", "basic-app"])
+    ours = "rebuilt" in sh(DOIT + ["build_app"], cwd=project).stdout.replace("building basic-app", "rebuilt")
+    sh(["make", "build_app"], cwd=make_dir)
+    sh(["docker", "rmi", "basic-app"])
+    make_output = sh(["make", "build_app"], cwd=make_dir).stdout
+    has_image = bool(sh(["docker", "images", "-q", "basic-app"]).stdout.strip())
+    print("  dockflow: %s" % ("rebuilt basic-app" if ours else "did NOT rebuild basic-app"))
+    print("  make:     %s (%s)" % ("rebuilt basic-app" if has_image else "did NOT rebuild basic-app: its stamp says done",
+                                  make_output.strip() or "no output"))
+    sh(DOIT + ["build_app"], cwd=project)
+
+
+def scale_workflow(count, shape):
+    """`count` tag steps over one built image: a chain (each tags the previous) or a wide tree."""
+    lines = ["steps:",
+             "  root:", "    kind: build", "    context: ctx", "    image: bench-scale/root:0"]
+    for index in range(1, count):
+        source = "bench-scale/%s:%d" % (shape, index - 1) if shape == "chain" and index > 1 else "bench-scale/root:0"
+        lines += ["  s%d:" % index, "    kind: tag", "    source: %s" % source,
+                  "    tags: [\"bench-scale/%s:%d\"]" % (shape, index)]
+    return "\n".join(lines) + "\n"
+
+
+def case_scale(root, sizes, runs):
+    print("\n# 5. scale: generated workflows of N image steps (medians of %d)" % runs)
+    busybox = "lab/busybox:1.35"
+    for shape in ("chain", "wide"):
+        for size in sizes:
+            project = os.path.join(root, "scale-%s-%d" % (shape, size))
+            os.makedirs(os.path.join(project, "workflows", "ctx"))
+            shutil.copy(os.path.join(REPO, "dodo.py"), project)
+            with open(os.path.join(project, "workflows", "ctx", "Dockerfile"), "w") as handle:
+                handle.write("FROM %s\n" % busybox)
+            with open(os.path.join(project, "workflows", "scale.yaml"), "w") as handle:
+                handle.write(scale_workflow(size, shape))
+            start = time.perf_counter()
+            sh(DOIT + [], cwd=project)
+            first = time.perf_counter() - start
+            listing = timed(DOIT + ["list"], project, runs=runs)
+            noop = timed(DOIT + [], project, runs=runs)
+            print("  %-5s %5d steps: first run %7.2f s   doit list %6.3f s   no-op %6.3f s   (%.2f ms/step)"
+                  % (shape, size, first, listing, noop, 1000 * noop / size), flush=True)
+    tags = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "bench-scale/*"]).stdout.split()
+    for start in range(0, len(tags), 200):
+        sh(["docker", "rmi", *tags[start:start + 200]], check=False)
+
+
+def case_parallel(root, runs):
+    runs = max(1, min(runs, 3))
+    print("\n# 6. parallel: four independent images, each build about 2 s (medians of %d)" % runs)
+    project = os.path.join(root, "parallel")
+    os.makedirs(os.path.join(project, "workflows", "ctx"))
+    shutil.copy(os.path.join(REPO, "dodo.py"), project)
+    with open(os.path.join(project, "workflows", "ctx", "Dockerfile"), "w") as handle:
+        handle.write("FROM lab/busybox:1.35\nARG RUN_ID\nRUN sleep 2 && echo $RUN_ID > /id\n")
+    steps = ["vars:", "  run_id: {env: RUN_ID, default: '0'}", "steps:"]
+    for index in range(4):
+        steps += ["  p%d:" % index, "    kind: build", "    context: ctx", "    image: bench-parallel/p%d" % index,
+                  "    args: {RUN_ID: \"${run_id}-%d\"}" % index]
+    with open(os.path.join(project, "workflows", "parallel.yaml"), "w") as handle:
+        handle.write("\n".join(steps) + "\n")
+    counter = iter(range(10 ** 6))
+
+    def fresh():  # a new RUN_ID: every build really runs
+        ENV["RUN_ID"] = "%d-%d" % (os.getpid(), next(counter))
+
+    single = timed(DOIT + ["p0"], project, prepare=fresh, runs=runs)
+    serial = timed(DOIT + ["p0", "p1", "p2", "p3"], project, prepare=fresh, runs=runs)
+    parallel = timed(DOIT + ["-n", "4", "-P", "process", "p0", "p1", "p2", "p3"], project, prepare=fresh, runs=runs)
+    row("doit -n 4 (4 builds)", parallel, "1 build", single)
+    row("doit -n 4 (4 builds)", parallel, "serial", serial)
+    ENV.pop("RUN_ID", None)
+    images = sh(["docker", "images", "-q", "--filter", "reference=bench-parallel/*"]).stdout.split()
+    sh(["docker", "rmi", "-f", *images], check=False) if images else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--cases", default="noop,cold,incremental,rmi,scale,parallel")
+    parser.add_argument("--scale", default="100,500,2000")
+    args = parser.parse_args()
+    cases = args.cases.split(",")
+    if sh(["docker", "info"], check=False).returncode != 0:
+        raise SystemExit("bench: no Docker engine answers (python3 -m tasks.bootstrap starts one)")
+    print("engine: %s; python %s; %d cores" % (
+        sh(["docker", "version", "-f", "{{.Server.Version}}"]).stdout.strip(), sys.version.split()[0], os.cpu_count()))
+    with tempfile.TemporaryDirectory(prefix="dockflow-bench-") as root:
+        project, make_dir, floor = make_project(root), make_copy(root), floor_project(root)
+        if "noop" in cases:
+            case_noop(project, make_dir, floor, args.runs)
+        if "cold" in cases:
+            case_cold(project, make_dir, args.runs)
+        if "incremental" in cases:
+            case_incremental(project, make_dir, args.runs)
+        if "rmi" in cases:
+            case_rmi(project, make_dir)
+        if "scale" in cases:
+            sh(DOIT + ["base_rootfs"], cwd=project)
+            case_scale(root, [int(n) for n in args.scale.split(",")], max(3, args.runs // 3))
+        if "parallel" in cases:
+            sh(DOIT + ["base_rootfs"], cwd=project)
+            case_parallel(root, args.runs)
+        sh(DOIT + ["build_app"], cwd=project)
+
+
+if __name__ == "__main__":
+    main()
