@@ -18,6 +18,8 @@ STEP_KINDS = {
     "build": "build",
     "import": "import_rootfs",
     "tag": "tag",
+    "commit": "commit",
+    "copy_out": "copy_out",
 }
 
 
@@ -36,3 +38,24 @@ class Verdict:
         self.reason = reason
         self.memo = memo or {}
         self.error = error
+
+
+def image_ref_problems(step, *fields):
+    """problems() lines for fields that must hold an image reference."""
+    from .. import refs
+
+    return ["%s: %r is not a valid image reference" % (step.where(field), step.get(field))
+            for field in fields if not refs.is_valid(step.get(field))]
+
+
+def source_image_id(step, field="source"):
+    """The id of the image a step reads, or StepFailed naming where it is asked for."""
+    from .. import engine
+    from ..errors import StepFailed
+
+    docker = engine.for_step(step)
+    image_id = docker.image_id(step.get(field))
+    if image_id is None:
+        raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
+                         % (step.where(field), step.get(field), docker.host))
+    return image_id

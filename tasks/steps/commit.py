@@ -1,0 +1,131 @@
+"""commit: run a command in a container of an image, keep the result as a new image
+(docker run + docker commit, Exercise 3.02 steps 15-21: basic-app-test holds
+prod_test_data.txt on top of basic-app).
+
+The command is an argument list (`[sh, -c, "echo ... > prod_test_data.txt"]`), run
+like `docker run SOURCE ARGV...`: the source's ENTRYPOINT, if any, still applies.
+The new image keeps the source's CMD (docker commit would otherwise record the
+command that made the data as the image's default command). The container is
+removed whatever happens.
+
+Up to date when the engine has the image and its `io.dockflow.inputs` label equals
+the digest of (source image id + command + step definition): a rebuilt source
+image, or an edited command, commits again.
+"""
+import json
+
+from .. import engine, refs, ui
+from ..digest import INPUTS_LABEL, value_digest
+from ..errors import StepFailed
+from . import Verdict, image_ref_problems, source_image_id
+
+LAST_LINES = 8
+TEMPORARY_LABEL = "io.dockflow.temporary"
+
+
+def outputs(step):
+    return [("image", step.get("image"))]
+
+
+def inputs(step):
+    return [("image", step.get("source"))]
+
+
+def problems(step):
+    found = image_ref_problems(step, "source", "image")
+    if not found and refs.normalize(step.get("source")) == refs.normalize(step.get("image")):
+        found.append("%s: the committed image must differ from its source" % step.where("image"))
+    return found
+
+
+def check(step, saved):
+    docker = engine.for_step(step)
+    source = step.get("source")
+    source_id = source_image_id(step)
+    definition_digest = value_digest(step.expanded_definition())
+    input_digest = value_digest({"source": source_id, "command": step.get("command"),
+                                 "definition": definition_digest})
+    memo = {"source_id": source_id, "input_digest": input_digest, "definition_digest": definition_digest}
+    image_ref = step.get("image")
+    image = docker.inspect_image(image_ref)
+    if image is None:
+        return Verdict(False, "committing %s: the engine has no such image" % image_ref, memo)
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    if labels.get(INPUTS_LABEL) != input_digest:
+        return Verdict(False, "committing %s again: %s" % (image_ref, _why_changed(saved, memo, source)), memo)
+    return Verdict(True, memo=memo)
+
+
+def _why_changed(saved, memo, source):
+    if not saved:
+        return "its source or command differ from those it was made from (no earlier run recorded here)"
+    reasons = []
+    if saved.get("source_id") != memo["source_id"]:
+        reasons.append("source image %s is new (%s)" % (source, memo["source_id"][7:19]))
+    if saved.get("definition_digest") != memo["definition_digest"]:
+        reasons.append("the step's definition (command) changed")
+    return "; ".join(reasons) or "the image's label does not match its inputs (made elsewhere?)"
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    docker = engine.for_step(step)
+    image_ref = step.get("image")
+    source_config = (docker.inspect_image(memo["source_id"]) or {}).get("Config") or {}
+    container = _start(step, docker, memo["source_id"])
+    try:
+        _wait(step, docker, container)
+        repository, tag = refs.split_tag(image_ref)
+        changes = ["LABEL %s=%s" % (INPUTS_LABEL, memo["input_digest"]),
+                   "CMD %s" % json.dumps(source_config.get("Cmd") or [])]
+        try:
+            result = docker.api.commit(container, repository=repository, tag=tag,
+                                       message=step.get("message"), changes=changes)
+        except docker.sdk_errors() as err:
+            raise docker.failure("%s: commit as %s" % (step.name, image_ref), err) from None
+    finally:
+        remove_container(docker, container)
+    docker.forget(image_ref)
+    image_id = result["Id"]
+    ui.say(step.name, "committed %s (%s)" % (image_ref, image_id[7:19]))
+    return {"image_id": image_id, "source_id": memo["source_id"], "input_digest": memo["input_digest"],
+            "definition_digest": memo["definition_digest"]}
+
+
+def _start(step, docker, source_id):
+    try:
+        container = docker.api.create_container(source_id, command=step.get("command"),
+                                                labels={TEMPORARY_LABEL: step.name})["Id"]
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+    try:
+        docker.api.start(container)
+    except docker.sdk_errors() as err:
+        remove_container(docker, container)
+        raise docker.failure("%s: start %s in %s" % (step.name, " ".join(step.get("command")),
+                                                    step.get("source")), err) from None
+    return container
+
+
+def _wait(step, docker, container):
+    try:
+        status = docker.api.wait(container).get("StatusCode", 1)
+        logs = docker.api.logs(container, stdout=True, stderr=True).decode(errors="replace")
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: wait for the command" % step.name, err) from None
+    lines = [line for line in logs.splitlines() if line.strip()]
+    for line in lines:
+        ui.detail(line)
+    if status != 0:
+        tail = "\n".join("      | " + line for line in lines[-LAST_LINES:])
+        raise StepFailed("%s: the command %s exited with %d in a container of %s; nothing committed%s"
+                         % (step.where("command"), json.dumps(step.get("command")), status,
+                            step.get("source"), "\n    last lines of its output:\n" + tail if tail else ""))
+
+
+def remove_container(docker, container):
+    """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
+    try:
+        docker.api.remove_container(container, force=True)
+    except docker.sdk_errors() as err:
+        ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))
