@@ -1,0 +1,173 @@
+"""load: a tar -> a Docker engine (docker load), the local one or another.
+
+`docker_host:` picks the target: unix://, tcp://, or ssh://[user@]host[:port]
+(reached through an ssh tunnel to its `remote_socket`, with the `ssh:` options).
+The tar is checked against its `<tar>.sha256` before anything is sent: a
+truncated or altered tar is refused and the engine keeps what it had. After the
+load, the engine must report the tar's image id under each of its tags.
+Only the missing layers: the target's images tell which layer chains it holds;
+the tar is sent without those layers' folders (docker load does not open them),
+so an app whose base is already there costs a few KiB. When the target cannot be
+asked, or the tar is gzip, the whole tar goes.
+Up to date when the target engine has the tar's image id (under its tags).
+"""
+import os
+import time
+
+from .. import engine, imagetar, refs, ssh, ui
+from ..errors import StepFailed
+from ..files import CHUNK, sha256_file
+from ..progress import bytes_bar, human
+from . import Verdict
+
+DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
+
+
+def outputs(step):
+    # The image lands in the target engine, which may be another host: nothing
+    # here for later steps of this engine to depend on.
+    return []
+
+
+def inputs(step):
+    return [("file", step.path("tar"))]
+
+
+def problems(step):
+    if step.get("image") and not refs.is_valid(step.get("image")):
+        return ["%s: %r is not a valid image reference" % (step.where("image"), step.get("image"))]
+    return []
+
+
+def target(step):
+    """The target Engine; an ssh:// host is reached through a tunnel of ours."""
+    host = step.get("docker_host") or engine.default_host()
+    if host.startswith("ssh://"):
+        return engine.get(ssh.tunnel(host, step.get("ssh"), step.workflow.base_dir,
+                                     step.get("remote_socket", DEFAULT_REMOTE_SOCKET)))
+    return engine.get(host)
+
+
+def _shown_host(step):
+    return step.get("docker_host") or engine.default_host()
+
+
+def check(step, saved):
+    tar_path = step.path("tar")
+    if not os.path.isfile(tar_path):
+        raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
+    stats = imagetar.cached_sha256(tar_path, saved.get("files"))[1]
+    if saved.get("files") == stats and saved.get("images"):
+        images = saved["images"]  # the same file as last time: no need to read its index again
+    else:
+        images = [{"id": i["id"], "tags": i["tags"]} for i in imagetar.ImageTar(tar_path).images]
+    wanted = _wanted(step, images)
+    docker = target(step)
+    missing = [ref for ref, image_id in wanted if _id_on(docker, ref) != image_id]
+    memo = {"files": stats, "images": images, "wanted": wanted}
+    if not missing:
+        return Verdict(True, memo=memo)
+    return Verdict(False, "loading %s into %s: it has no %s" % (
+        os.path.relpath(tar_path), _shown_host(step), ", ".join(missing)), memo)
+
+
+def _wanted(step, images):
+    """[(ref to confirm, image id it must name)]: the step's `image`, else every tag in the tar."""
+    image_ref = step.get("image")
+    if image_ref:
+        for image in images:
+            if any(refs.normalize(t) == refs.normalize(image_ref) for t in image["tags"]):
+                return [(image_ref, image["id"])]
+        raise StepFailed("%s: the tar %s holds no image tagged %s (it holds %s)" % (
+            step.where("image"), step.path("tar"), image_ref,
+            ", ".join(t for i in images for t in i["tags"]) or "untagged images"))
+    return [(tag, image["id"]) for image in images for tag in image["tags"]] + \
+           [(image["id"], image["id"]) for image in images if not image["tags"]]
+
+
+def _id_on(docker, ref):
+    return docker.image_id(ref)
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    tar_path = step.path("tar")
+    recorded = imagetar.read_sidecar(tar_path)
+    if recorded is None:
+        raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
+                         % (step.name, imagetar.sidecar_path(tar_path)))
+    actual = sha256_file(tar_path)
+    if actual != recorded:
+        raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
+                         "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))
+    tar = imagetar.ImageTar(tar_path)
+    docker = target(step)
+    full_size = os.path.getsize(tar_path)
+    skip, why_full = _present_layers(step, docker, tar)
+    ranges = tar.ranges_without(skip) if skip else [(0, full_size)]
+    shipped = sum(end - start for start, end in ranges) + (2 * imagetar.BLOCK if skip else 0)
+    started = time.monotonic()
+    with bytes_bar("load into " + _shown_host(step), shipped) as bar:
+        lines = _send(step, docker, _counted(imagetar.read_ranges(tar_path, ranges, CHUNK) if skip
+                                             else _whole(tar_path), bar))
+    seconds = time.monotonic() - started
+    docker.forget()
+    for ref, image_id in memo["wanted"]:
+        now = _id_on(docker, ref)
+        if now != image_id:
+            raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
+                step.name, ref, _shown_host(step), now and now[7:19], image_id[7:19], "; ".join(lines[-3:])))
+    layer_count = len(tar.layer_chains())
+    ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.1f%%), %d of %d layers, in %.1f s%s" % (
+        ", ".join(ref for ref, _ in memo["wanted"]), _shown_host(step), human(shipped), human(full_size),
+        100.0 * shipped / max(full_size, 1), layer_count - len(skip), layer_count, seconds,
+        "; whole tar: " + why_full if why_full else ""))
+    return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
+            "shipped": shipped, "full_size": full_size}
+
+
+def _present_layers(step, docker, tar):
+    """(layer folders the target already has, why none are skipped or "")."""
+    if step.get("only_missing_layers") is False:
+        return set(), "only_missing_layers is false"
+    if tar.gzip:
+        return set(), "the tar is gzip-compressed"
+    try:
+        present = set()
+        for summary in docker.api.images(all=True):
+            image = docker.inspect_image(summary["Id"]) or {}
+            present.update(imagetar.chain_ids((image.get("RootFS") or {}).get("Layers") or []))
+    except (StepFailed,) + docker.sdk_errors() as err:
+        return set(), "the target's layers could not be listed (%s)" % err
+    return {folder for folder, chain in tar.layer_chains().items() if chain in present}, ""
+
+
+def _whole(path):
+    with open(path, "rb") as handle:
+        yield from iter(lambda: handle.read(CHUNK), b"")
+
+
+def _counted(blocks, bar):
+    for block in blocks:
+        bar.advance(len(block))
+        yield block
+
+
+def _send(step, docker, blocks):
+    """POST the blocks to /images/load; the engine's lines, or StepFailed with its error."""
+    lines = []
+    try:
+        for chunk in docker.api.load_image(blocks):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, _shown_host(step), message))
+            if set(chunk) == {"message"}:  # an HTTP error body
+                raise StepFailed("%s: the engine %s refused the tar: %s" % (
+                    step.name, _shown_host(step), chunk["message"]))
+            text = (chunk.get("stream") or "").strip()
+            if text:
+                lines.append(text)
+                ui.detail(text)
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: load into %s" % (step.name, _shown_host(step)), err) from None
+    return lines

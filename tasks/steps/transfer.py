@@ -1,0 +1,159 @@
+"""transfer: a tar -> one or more destinations (the `cp` / `scp` of Exercise 3.08).
+
+A destination is a local path or `[user@]host:/path` over ssh (scp, options from
+the step's `ssh:` field). One ending in `/` is a folder that receives the tar
+under its own name. Each copy goes to a temporary name at the destination, its
+sha256 is checked there, and only then is it renamed: an interrupted copy never
+leaves a file under the final name. Up to date when every destination already
+holds the tar's sha256.
+"""
+import glob
+import os
+import subprocess
+import time
+
+from .. import imagetar, ssh, ui
+from ..errors import StepFailed
+from ..files import CHUNK, atomic_writer, sha256_file
+from ..progress import bytes_bar, human
+from . import Verdict
+
+
+def outputs(step):
+    return [("file", dest) for dest, remote in _destinations(step) if remote is None]
+
+
+def inputs(step):
+    return [("file", step.path("tar"))]
+
+
+def _destinations(step):
+    """[(final path, None) for local | (final path, Remote) for ssh], in the step's order."""
+    name = os.path.basename(step.path("tar"))
+    found = []
+    for text in step.get("destinations"):
+        remote_parts = ssh.parse_destination(text)
+        if remote_parts is None:
+            path = os.path.join(step.workflow.base_dir, os.path.expanduser(text))
+            final = os.path.join(path, name) if text.endswith("/") else os.path.normpath(path)
+            found.append((final, None))
+        else:
+            user, host, path = remote_parts
+            final = path + name if path.endswith("/") else path
+            found.append((final, ssh.Remote(host, user, step.get("ssh"), step.workflow.base_dir)))
+    return found
+
+
+def _shown(final, remote):
+    return "%s:%s" % (remote.target, final) if remote else os.path.relpath(final)
+
+
+def check(step, saved):
+    tar_path = step.path("tar")
+    if not os.path.isfile(tar_path):
+        raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
+    sha256, stats = imagetar.cached_sha256(tar_path, saved.get("files"))
+    recorded = imagetar.read_sidecar(tar_path)
+    if recorded is not None and recorded != sha256:
+        raise StepFailed("%s: %s does not match its checksum file %s: run its save step again"
+                         % (step.where("tar"), tar_path, imagetar.sidecar_path(tar_path)))
+    dest_stats, pending = dict(saved.get("dest_files") or {}), []
+    for final, remote in _destinations(step):
+        if remote is None:
+            if os.path.isfile(final):
+                dest_sha, dest_stats[final] = imagetar.cached_sha256(final, dest_stats.get(final))
+            else:
+                dest_sha = None
+        else:
+            dest_sha = _remote_sha256(remote, final)
+        if dest_sha != sha256:
+            pending.append((final, remote, dest_sha is None))
+    memo = {"sha256": sha256, "files": stats, "dest_files": dest_stats, "pending": pending}
+    if not pending:
+        return Verdict(True, memo=memo)
+    return Verdict(False, "copying %s to %s" % (os.path.relpath(tar_path), ", ".join(
+        "%s (%s)" % (_shown(f, r), "missing" if missing else "differs") for f, r, missing in pending)), memo)
+
+
+def _remote_sha256(remote, path):
+    """The sha256 of a remote file, or None when there is no such file."""
+    code, out = remote.run("sha256sum", "--", path, what="sha256sum of " + path, ok_codes=(0, 1))
+    return out.split()[0] if code == 0 and out.strip() else None
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    tar_path = step.path("tar")
+    size = os.path.getsize(tar_path)
+    dest_stats = dict(memo["dest_files"])
+    for final, remote, _missing in memo["pending"]:
+        started = time.monotonic()
+        if remote is None:
+            dest_stats[final] = _copy_local(step, tar_path, final, memo["sha256"], size)
+        else:
+            _copy_remote(step, tar_path, remote, final, memo["sha256"])
+        seconds = time.monotonic() - started
+        ui.say(step.name, "copied %s to %s: %s in %.1f s, sha256 checked there" % (
+            os.path.basename(tar_path), _shown(final, remote), human(size), seconds))
+    return {"sha256": memo["sha256"], "files": memo["files"], "dest_files": dest_stats}
+
+
+def _copy_local(step, tar_path, final, sha256, size):
+    _remove_dead_partials(final)
+    limit = (step.get("bwlimit") or 0) * 1024
+    try:
+        with open(tar_path, "rb") as source, atomic_writer(final) as handle, \
+                bytes_bar("copy to " + os.path.relpath(final), size) as bar:
+            started, done = time.monotonic(), 0
+            for block in iter(lambda: source.read(CHUNK), b""):
+                handle.write(block)
+                done += len(block)
+                bar.advance(len(block))
+                if limit:
+                    time.sleep(max(0.0, done / limit - (time.monotonic() - started)))
+            handle.flush()
+            os.fsync(handle.fileno())
+            copied = sha256_file(handle.name)  # what landed, read back from the temp name
+            if copied != sha256:
+                raise StepFailed("%s: the copy at %s has sha256 %s, not %s; nothing was renamed into place"
+                                 % (step.name, final, copied[:12], sha256[:12]))
+    except OSError as err:
+        raise StepFailed("%s: cannot copy to %s: %s" % (step.name, final, err.strerror or err)) from None
+    return imagetar.known_sha256(final, sha256)
+
+
+def _remove_dead_partials(final):
+    """Temp files of copies that were killed (atomic_writer names them by pid)."""
+    for path in glob.glob(os.path.join(glob.escape(os.path.dirname(final)),
+                                       ".%s.partial-*" % glob.escape(os.path.basename(final)))):
+        try:
+            pid = int(path.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.unlink(path)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+def _copy_remote(step, tar_path, remote, final, sha256):
+    folder, name = os.path.split(final)
+    # One fixed temp name per destination: a copy killed half way is overwritten next time.
+    temp = os.path.join(folder, ".%s.partial" % name)
+    if folder:
+        remote.run("mkdir", "-p", "--", folder, what="mkdir " + folder)
+    argv = ["scp", *remote.options(port_flag="-P")]
+    if step.get("bwlimit"):
+        argv += ["-l", str(int(step.get("bwlimit")) * 8)]  # scp counts Kbit/s
+    if not ui.is_terminal():
+        argv.append("-q")  # scp draws its own progress meter on a terminal
+    argv += ["--", tar_path, "%s:%s" % (remote.target, temp)]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise StepFailed("%s: scp to %s:%s failed: %s" % (
+            step.name, remote.target, temp, ssh.last_line(done.stderr) or "exit %d" % done.returncode))
+    copied = _remote_sha256(remote, temp)
+    if copied != sha256:
+        remote.run("rm", "-f", "--", temp, what="rm " + temp)
+        raise StepFailed("%s: the copy at %s:%s has sha256 %s, not %s; nothing was renamed into place"
+                         % (step.name, remote.target, temp, (copied or "none")[:12], sha256[:12]))
+    remote.run("mv", "-f", "--", temp, final, what="rename into " + final)
