@@ -64,8 +64,16 @@ class Engine:
                 self._inspected[ref] = self._inspect_sdk(ref)
         return self._inspected[ref]
 
-    def _inspect_plain(self, ref):
-        status, body = self._get("/images/%s/json" % urllib.parse.quote(ref, safe=""))
+    def inspect_container(self, name):
+        """The engine's inspect dict for container `name`, or None. Not cached:
+        a container's state changes under us."""
+        try:
+            return self._inspect_plain(name, "containers")
+        except _NeedsSdk:
+            return self._inspect_sdk(name, "containers")
+
+    def _inspect_plain(self, ref, kind="images"):
+        status, body = self._get("/%s/%s/json" % (kind, urllib.parse.quote(ref, safe="")))
         if status == 404:
             return None
         if status != 200:
@@ -73,12 +81,12 @@ class Engine:
                              % (self.host, ref, status, _message(body)))
         return json.loads(body)
 
-    def _inspect_sdk(self, ref):
+    def _inspect_sdk(self, ref, kind="images"):
         import docker
 
         try:
-            return self.api.inspect_image(ref)
-        except docker.errors.ImageNotFound:
+            return self.api.inspect_image(ref) if kind == "images" else self.api.inspect_container(ref)
+        except docker.errors.NotFound:
             return None
         except self.sdk_errors() as err:
             raise self.failure("inspect %s" % ref, err) from None

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tests.support import dockerd
+from tests.support.registry import registries, registry_image  # noqa: F401 (fixtures)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSYBOX = "/bin/busybox"

@@ -18,6 +18,8 @@ STEP_KINDS = {
     "build": "build",
     "import": "import_rootfs",
     "tag": "tag",
+    "registry": "registry",
+    "push": "push",
     "commit": "commit",
     "copy_out": "copy_out",
 }

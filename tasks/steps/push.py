@@ -1,0 +1,243 @@
+"""push: an image -> registry/repository:tag (Exercise 3.10's docker tag + docker push).
+
+    docker tag lab/basic-app:1.0.0 localhost:5000/lab/basic-app:1.0.0
+    docker push localhost:5000/lab/basic-app:1.0.0
+
+Up to date when the registry already holds this image under that tag: its manifest
+(GET /v2/<repository>/manifests/<tag>) names the image's config digest, which is
+the image id, or its digest is among the image's RepoDigests. A version tag that
+the registry holds with another image is refused unless `force: true`; `latest`
+may move. The daemon reports push failures inside a 200 stream (`errorDetail`):
+those fail the step with the daemon's message. A registry that cannot be reached
+is retried `retries` times with a doubling delay; refused credentials never are.
+Credentials: the environment variables named by username_env/password_env, else
+Docker's credential store (docker login). They are never logged.
+"""
+import os
+import time
+
+from .. import engine, refs, registry_api, ui
+from ..errors import StepFailed
+from ..registry_api import RegistryDenied, RegistryUnreachable
+from . import Verdict
+
+FIRST_DELAY = 1.0
+# Words in the daemon's errorDetail messages.
+_AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials", "denied",
+               "incorrect username or password")
+_CONNECTION_WORDS = ("connection refused", "connection reset", "dial tcp", "i/o timeout", "no such host",
+                     "eof", "tls handshake timeout", "server misbehaving", "network is unreachable")
+
+
+def target(step):
+    """The reference in the registry, e.g. localhost:5000/lab/basic-app:1.0.0."""
+    source = refs.parse(step.get("image"))
+    repository = step.get("repository") or (source.name if source.registry == refs.DEFAULT_REGISTRY
+                                            else source.repository)
+    return "%s/%s:%s" % (step.get("registry"), repository, step.get("tag") or source.tag)
+
+
+def repository_and_tag(step):
+    """(repository inside the registry, tag)."""
+    ref = refs.parse(target(step))
+    return ref.repository, ref.tag
+
+
+def outputs(step):
+    return [("image", target(step))]
+
+
+def inputs(step):
+    return [("image", step.get("image"))]
+
+
+def problems(step):
+    found = []
+    if not refs.is_valid(step.get("image")):
+        found.append("%s: %r is not a valid image reference" % (step.where("image"), step.get("image")))
+    elif not refs.is_valid(target(step)) or refs.parse(target(step)).registry != step.get("registry"):
+        found.append("%s: %r is not a valid registry image reference" % (step.where("registry"), target(step)))
+    if ("username_env" in step.spec) != ("password_env" in step.spec):
+        found.append("%s: credentials need both username_env and password_env" % step.where())
+    return found
+
+
+def credentials(step):
+    """(username, password) from the environment or Docker's credential store, or None."""
+    if "username_env" in step.spec:
+        names = step.get("username_env"), step.get("password_env")
+        missing = [name for name in names if not os.environ.get(name)]
+        if missing:
+            raise StepFailed("%s: environment variable %s is not set (the registry credentials come from it)"
+                             % (step.where("username_env"), " and ".join(missing)))
+        return tuple(os.environ[name] for name in names)
+    return _stored_credentials(step.get("registry"))
+
+
+def _stored_credentials(registry):
+    """What `docker login REGISTRY` stored (config.json or a credential helper)."""
+    config_dir = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
+    if not os.path.isfile(os.path.join(config_dir, "config.json")):
+        return None  # the common case: no SDK import
+    from docker import auth
+
+    found = auth.load_config(os.path.join(config_dir, "config.json")).resolve_authconfig(registry) or {}
+    if found.get("username") and found.get("password"):
+        return found["username"], found["password"]
+    return None
+
+
+def check(step, saved):
+    docker = engine.for_step(step)
+    image_ref = step.get("image")
+    image = docker.inspect_image(image_ref)
+    if image is None:
+        raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
+                         % (step.where("image"), image_ref, docker.host))
+    memo = {"image_id": image["Id"]}
+    try:
+        return _compare(step, image, memo)
+    except RegistryUnreachable as err:
+        memo["unreachable"] = str(err)
+        return Verdict(False, "pushing %s as %s (the registry does not answer yet: will retry)"
+                       % (image_ref, target(step)), memo)
+
+
+def _compare(step, image, memo):
+    """The verdict from the registry's manifest of repository:tag."""
+    repository, tag = repository_and_tag(step)
+    found = registry_api.Registry(step.get("registry"), credentials(step)).manifest(repository, tag)
+    if found is None:
+        return Verdict(False, "pushing %s as %s: the registry has no such tag" % (step.get("image"), target(step)),
+                       memo)
+    digest, manifest = found
+    memo["registry_digest"] = digest
+    repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == refs.parse(target(step)).name}
+    config_digest = (manifest.get("config") or {}).get("digest")
+    if config_digest == image["Id"] or "%s@%s" % (refs.parse(target(step)).name, digest) in repo_digests:
+        memo["digest"] = digest
+        return Verdict(True, memo=memo)
+    if tag != "latest" and not step.get("force"):
+        raise StepFailed("%s: the registry holds %s as another image (%s), not %s (%s); a version tag is "
+                         "not replaced: bump the version or set force: true"
+                         % (step.where("image"), target(step), digest[:19], step.get("image"), image["Id"][:19]))
+    return Verdict(False, "pushing %s as %s: the registry's tag names another image (%s)"
+                   % (step.get("image"), target(step), digest[:19]), memo)
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    docker = engine.for_step(step)
+    target_ref = target(step)
+    retries = int(step.get("retries", 3))
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if memo.get("unreachable"):
+                # The check could not ask the registry: ask now, before pushing (force: false).
+                image = docker.inspect_image(step.get("image"))
+                if _compare(step, image, memo).current:
+                    ui.say(step.name, "the registry already holds %s" % target_ref)
+                    return {"image_id": memo["image_id"], "digest": memo["digest"], "target": target_ref}
+                memo.pop("unreachable")
+            digest = push_image(docker, memo["image_id"], target_ref, _auth_config(step), step.name)
+            break
+        except RegistryUnreachable as err:
+            memo["unreachable"] = str(err)
+            if attempt > retries:
+                raise StepFailed("%s: push of %s failed after %d attempt%s: %s; is the registry running "
+                                 "(its registry_up step) and is %s right?"
+                                 % (step.name, target_ref, attempt, "s" * (attempt > 1), err,
+                                    step.get("registry"))) from None
+            delay = FIRST_DELAY * 2 ** (attempt - 1)
+            ui.warn(step.name, "%s; retrying in %gs (%d of %d)" % (err, delay, attempt, retries))
+            time.sleep(delay)
+    docker.forget(target_ref)
+    return {"image_id": memo["image_id"], "digest": digest, "target": target_ref}
+
+
+def _auth_config(step):
+    """For the daemon: from the environment, else None (the SDK then reads Docker's store)."""
+    if "username_env" not in step.spec:
+        return None
+    username, password = credentials(step)
+    return {"username": username, "password": password}
+
+
+def push_image(docker, image_id, target_ref, auth_config, step_name):
+    """Tag `image_id` as `target_ref` and push it; the digest the daemon reports.
+    RegistryUnreachable / RegistryDenied / StepFailed from the daemon's stream."""
+    repository, tag = refs.split_tag(target_ref)
+    try:
+        docker.api.tag(image_id, repository, tag, force=True)
+        stream = docker.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+        progress = _Progress(step_name, target_ref)
+        with progress:
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    raise _stream_error(target_ref, chunk)
+                progress.update(chunk)
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: push of %s" % (step_name, target_ref), err) from None
+    if not progress.digest:
+        raise StepFailed("%s: push of %s ended without a digest from the daemon" % (step_name, target_ref))
+    ui.say(step_name, "pushed %s %s (%s)" % (target_ref, progress.digest, progress.summary()))
+    return progress.digest
+
+
+def _stream_error(target_ref, chunk):
+    message = ((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
+    lowered = message.lower()
+    text = "push of %s: %s" % (target_ref, message)
+    if any(word in lowered for word in _AUTH_WORDS):
+        return RegistryDenied(text + " (check the credentials: username_env/password_env or docker login)")
+    if any(word in lowered for word in _CONNECTION_WORDS):
+        return RegistryUnreachable(text)
+    return StepFailed(text)
+
+
+class _Progress:
+    """Layer-by-layer progress: a rich display on a terminal, one summary line otherwise."""
+
+    def __init__(self, step_name, target_ref):
+        self.step_name = step_name
+        self.target_ref = target_ref
+        self.layers = {}  # layer id -> last status
+        self.digest = None
+        self._rich = None
+        self._bars = {}
+
+    def __enter__(self):
+        if ui.is_terminal():
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self._rich = Progress(TextColumn("      {task.description}"), BarColumn(), DownloadColumn(),
+                                  transient=True)
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._rich is not None:
+            self._rich.stop()
+
+    def update(self, chunk):
+        aux = chunk.get("aux") or {}
+        if aux.get("Digest"):
+            self.digest = aux["Digest"]
+        layer, status = chunk.get("id"), chunk.get("status", "")
+        if not layer or layer == refs.split_tag(self.target_ref)[1]:
+            return
+        self.layers[layer] = status
+        if self._rich is None:
+            return
+        if layer not in self._bars:
+            self._bars[layer] = self._rich.add_task("%s %s" % (layer, status), total=None)
+        detail = chunk.get("progressDetail") or {}
+        self._rich.update(self._bars[layer], description="%s %s" % (layer, status),
+                          completed=detail.get("current"), total=detail.get("total") or None)
+
+    def summary(self):
+        pushed = sum(1 for status in self.layers.values() if status == "Pushed")
+        present = sum(1 for status in self.layers.values() if "exists" in status.lower())
+        return "%d layer%s pushed, %d already there" % (pushed, "s" * (pushed != 1), present)

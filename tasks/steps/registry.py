@@ -1,0 +1,199 @@
+"""registry: the distribution registry as a container (Exercise 3.10), the lab's `registry_up`.
+
+    docker run -d -p 5000:5000 --restart=always --name registry \\
+        -v registry-data:/var/lib/registry registry:2
+
+A named volume holds /var/lib/registry, so pushed images survive a restart or a
+re-creation of the container. Optional htpasswd auth and TLS: the step names the
+files (mounted read-only); passwords live only in the htpasswd file.
+
+Up to date when the container runs with this definition (a digest of the image id,
+port, volume, files and settings, kept as a label on the container) and GET /v2/
+answers (401 counts when auth is on). A changed definition re-creates the container;
+the volume keeps the data. A container of that name that dockflow did not make is
+never touched. run() waits, bounded by `wait_seconds`, until /v2/ answers.
+"""
+import os
+import time
+import urllib.parse
+
+from .. import engine, refs, registry_api, ui
+from ..digest import value_digest
+from ..errors import StepFailed
+from ..files import sha256_file
+from . import Verdict
+
+DEFINITION_LABEL = "io.dockflow.registry"
+DATA_PATH = "/var/lib/registry"
+# Where the files are mounted inside the container (read-only).
+MOUNTS = {"htpasswd": "/auth/htpasswd", "tls_cert": "/certs/domain.crt", "tls_key": "/certs/domain.key"}
+LOG_LINES = 15
+
+
+def image_ref(step):
+    return step.get("image", "registry:2")
+
+
+def container_name(step):
+    return step.get("name", "registry")
+
+
+def volume_name(step):
+    return step.get("volume", container_name(step) + "-data")
+
+
+def address(step):
+    """host:port where the registry answers, as seen from this machine."""
+    return "%s:%d" % (_engine_hostname(engine.for_step(step).host), int(step.get("port", 5000)))
+
+
+def outputs(step):
+    return []
+
+
+def inputs(step):
+    return [("image", image_ref(step))] + [("file", step.path(f)) for f in MOUNTS if f in step.spec]
+
+
+def problems(step):
+    found = []
+    if not refs.is_valid(image_ref(step)):
+        found.append("%s: %r is not a valid image reference" % (step.where("image"), image_ref(step)))
+    for field in MOUNTS:
+        if field in step.spec and not os.path.isfile(step.path(field)):
+            found.append("%s: %s does not exist" % (step.where(field), step.get(field)))
+    if ("tls_cert" in step.spec) != ("tls_key" in step.spec):
+        found.append("%s: TLS needs both tls_cert and tls_key" % step.where("tls_cert" if "tls_cert" in step.spec
+                                                                           else "tls_key"))
+    return found
+
+
+def _engine_hostname(host):
+    """The registry's published port is on the engine's machine: loopback for a
+    local socket, else the host of a tcp:// or ssh:// engine address."""
+    url = urllib.parse.urlsplit(host)
+    return url.hostname if url.scheme in ("tcp", "http", "https", "ssh") and url.hostname else "127.0.0.1"
+
+
+def definition(step, image_id):
+    """What the container is made from; its digest goes on the container as a label."""
+    environment = {}
+    if "htpasswd" in step.spec:
+        environment.update(REGISTRY_AUTH="htpasswd", REGISTRY_AUTH_HTPASSWD_REALM=step.get("realm", "Registry Realm"),
+                           REGISTRY_AUTH_HTPASSWD_PATH=MOUNTS["htpasswd"])
+    if "tls_cert" in step.spec:
+        environment.update(REGISTRY_HTTP_TLS_CERTIFICATE=MOUNTS["tls_cert"],
+                           REGISTRY_HTTP_TLS_KEY=MOUNTS["tls_key"])
+    files = {field: step.path(field) for field in MOUNTS if field in step.spec}
+    return {
+        "image_id": image_id,
+        "port": int(step.get("port", 5000)),
+        "bind": step.get("bind", "0.0.0.0"),
+        "volume": volume_name(step),
+        "environment": environment,
+        "files": files,
+        # The files' content: a new password file or certificate restarts the registry.
+        "file_digests": {field: sha256_file(path) for field, path in files.items()},
+    }
+
+
+def check(step, saved):
+    docker = engine.for_step(step)
+    image_id = docker.image_id(image_ref(step))
+    if image_id is None:
+        raise StepFailed("%s: image %s is not in the engine %s (the lab's registry_image step makes it)"
+                         % (step.where("image"), image_ref(step), docker.host))
+    wanted = definition(step, image_id)
+    memo = {"definition": wanted, "digest": value_digest(wanted)}
+    name = container_name(step)
+    container = docker.inspect_container(name)
+    if container is None:
+        return Verdict(False, "starting registry %s on port %d: no such container" % (name, wanted["port"]), memo)
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    if DEFINITION_LABEL not in labels:
+        raise StepFailed("%s: a container named %s exists and dockflow did not make it; remove it "
+                         "(docker rm -f %s) or give this step another name:" % (step.where(), name, name))
+    memo["container_id"] = container["Id"]
+    if labels[DEFINITION_LABEL] != memo["digest"]:
+        memo["recreate"] = True
+        return Verdict(False, "re-creating registry %s: %s" % (name, _what_changed(labels, wanted)), memo)
+    if not (container.get("State") or {}).get("Running"):
+        return Verdict(False, "starting registry %s: the container is stopped" % name, memo)
+    if not _answers(step, wanted):
+        return Verdict(False, "waiting for registry %s: /v2/ does not answer yet" % name, memo)
+    return Verdict(True, memo=memo)
+
+
+def _what_changed(labels, wanted):
+    if labels.get("io.dockflow.registry.image") != wanted["image_id"]:
+        return "its image changed"
+    return "its definition changed (port, volume, auth or TLS files)"
+
+
+def _answers(step, wanted):
+    status = registry_api.v2_status(address(step), tls=bool(wanted["environment"].get("REGISTRY_HTTP_TLS_KEY")))
+    return status == 200 or (status == 401 and "REGISTRY_AUTH" in wanted["environment"])
+
+
+def run(step, verdict):
+    memo = verdict.memo or check(step, {}).memo
+    docker = engine.for_step(step)
+    wanted, name = memo["definition"], container_name(step)
+    try:
+        if memo.get("recreate"):
+            docker.api.remove_container(memo.pop("container_id"), force=True)
+        if "container_id" not in memo:
+            memo["container_id"] = _create(step, docker, wanted, memo["digest"])
+        container = docker.api.inspect_container(memo["container_id"])
+        if not container["State"]["Running"]:
+            _start(step, docker, memo["container_id"], wanted)
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: registry container %s" % (step.name, name), err) from None
+    _wait(step, docker, memo["container_id"], wanted)
+    ui.say(step.name, "registry %s answers at %s (data in volume %s)" % (name, address(step), wanted["volume"]))
+    return {"container_id": memo["container_id"], "digest": memo["digest"], "address": address(step)}
+
+
+def _create(step, docker, wanted, digest):
+    api = docker.api
+    api.create_volume(wanted["volume"], labels={DEFINITION_LABEL: "data"})
+    binds = {wanted["volume"]: {"bind": DATA_PATH, "mode": "rw"}}
+    binds.update({path: {"bind": MOUNTS[field], "mode": "ro"} for field, path in wanted["files"].items()})
+    host_config = api.create_host_config(
+        binds=binds, port_bindings={"5000/tcp": (wanted["bind"], wanted["port"])},
+        restart_policy={"Name": "always"})
+    created = api.create_container(
+        wanted["image_id"], name=container_name(step), environment=wanted["environment"], ports=[5000],
+        host_config=host_config,
+        labels={DEFINITION_LABEL: digest, "io.dockflow.registry.image": wanted["image_id"]})
+    return created["Id"]
+
+
+def _start(step, docker, container_id, wanted):
+    try:
+        docker.api.start(container_id)
+    except docker.sdk_errors() as err:
+        # Leave no container behind that a later run would take for a good one.
+        docker.api.remove_container(container_id, force=True)
+        text = str(getattr(err, "explanation", "") or err)
+        if "already allocated" in text or "address already in use" in text:
+            raise StepFailed("%s: port %d is taken on %s (another registry?); stop it or choose "
+                             "another port:" % (step.where("port"), wanted["port"], wanted["bind"])) from None
+        raise docker.failure("%s: start registry %s" % (step.name, container_name(step)), err) from None
+
+
+def _wait(step, docker, container_id, wanted):
+    """Until /v2/ answers; bounded by wait_seconds. A container that exits fails at once."""
+    deadline = time.monotonic() + float(step.get("wait_seconds", 30))
+    while True:
+        if _answers(step, wanted):
+            return
+        state = docker.api.inspect_container(container_id)["State"]
+        if not state["Running"] or time.monotonic() > deadline:
+            logs = docker.api.logs(container_id, tail=LOG_LINES).decode(errors="replace").rstrip()
+            why = "exited with code %s" % state["ExitCode"] if not state["Running"] else \
+                "did not answer on /v2/ within %ss" % step.get("wait_seconds", 30)
+            raise StepFailed("%s: registry %s %s at %s; its last log lines:\n%s"
+                             % (step.name, container_name(step), why, address(step),
+                                "\n".join("      | " + line for line in logs.splitlines())))
+        time.sleep(0.2)
