@@ -7,7 +7,6 @@ Two doors to the same engine:
 - `Engine.client` is the Docker SDK, imported only when a step really runs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
-import http.client
 import json
 import os
 import socket
@@ -34,15 +33,8 @@ def get(host):
     return _engines[host]
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
+class _Closed(Exception):
+    """The daemon closed a kept-alive connection."""
 
 
 class Engine:
@@ -106,7 +98,9 @@ class Engine:
 
     def close(self):
         if self._conn is not None:
-            self._conn.close()
+            sock, reader = self._conn
+            reader.close()
+            sock.close()
             self._conn = None
 
     def forget(self, ref=None):
@@ -116,30 +110,69 @@ class Engine:
             self._inspected.pop(ref, None)
 
     def _get(self, path):
+        """(status, body) of GET `path`: plain HTTP/1.1 on a kept-alive socket.
+        Not http.client: importing it costs about 8 ms of every no-op run."""
+        request = ("GET %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n\r\n" % path).encode()
         for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
             try:
-                conn = self._connection()
-                conn.request("GET", path)
-                response = conn.getresponse()
-                return response.status, response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._conn = None
+                reader = self._connection()
+                self._conn[0].sendall(request)
+                return self._response(reader)
+            except (_Closed, BrokenPipeError, ConnectionResetError):
+                self.close()
                 if attempt == 2:
                     raise self.unreachable("the connection was closed") from None
             except OSError as err:
-                self._conn = None
+                self.close()
                 raise self.unreachable(err.strerror or str(err)) from None
 
+    def _response(self, reader):
+        status_line = reader.readline()
+        if not status_line:
+            raise _Closed()
+        status = int(status_line.split()[1])
+        headers = {}
+        for line in iter(reader.readline, b"\r\n"):
+            if not line:
+                raise _Closed()
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int(reader.readline().split(b";")[0], 16)
+                if size == 0:
+                    while reader.readline() not in (b"\r\n", b""):
+                        pass  # trailers
+                    break
+                body += reader.read(size)
+                reader.readline()
+        else:
+            body = reader.read(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, bytes(body)
+
     def _connection(self):
+        """A buffered reader on the open socket (kept in self._conn)."""
         if self._conn is None:
             url = urllib.parse.urlparse(self.host)
             if url.scheme == "unix":
-                self._conn = _UnixConnection(url.path, timeout=30)
-            elif url.scheme in ("tcp", "http"):
-                self._conn = http.client.HTTPConnection(url.hostname, url.port or 2375, timeout=30)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                address = url.path
+            elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                address = (url.hostname, url.port or 2375)
             else:
                 raise _NeedsSdk()
-        return self._conn
+            sock.settimeout(30)
+            try:
+                sock.connect(address)
+            except OSError:
+                sock.close()
+                raise
+            self._conn = (sock, sock.makefile("rb"))
+        return self._conn[1]
 
     def unreachable(self, why):
         return EngineUnreachable(
