@@ -1,0 +1,28 @@
+"""The no-op path stays lean: loading every workflow of this repository and asking
+doit for its tasks imports none of the heavy libraries (they cost ~250 ms together,
+DOIT.md). Behaviour, not a timing: a heavy import creeping in makes this fail."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ["docker", "requests", "urllib3", "jsonschema", "yaml", "loguru", "rich", "http.client", "ssl"]
+
+PROBE = """
+import json, os, sys
+os.chdir(sys.argv[1])
+from tasks import plan
+tasks = list(plan.task_dicts(sys.argv[1]))
+print(json.dumps(sorted(set(sys.modules))))
+"""
+
+
+def test_loading_tasks_imports_nothing_heavy(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    # First load fills .dockflow/cache (imports yaml + jsonschema); the second must not.
+    subprocess.run([sys.executable, "-c", PROBE, REPO], env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", PROBE, REPO], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert [name for name in HEAVY if name in loaded] == []
