@@ -1,17 +1,64 @@
 """Which files of a build context Docker sends, following `.dockerignore` as the
-engine reads it: Go filepath.Match patterns plus `**`, `!` re-includes, the last
-matching line wins, and a pattern that matches a folder excludes all below it.
+Docker CLI reads it (moby's patternmatcher and archive walk):
+- a line is trimmed, `#` starts a comment, `!` re-includes; patterns are cleaned
+  like Go's filepath.Clean and lose one leading `/`;
+- `*` and `?` never cross `/`; `**` crosses any number of folders; `[...]` is a
+  Go regexp class (so `[^a]` negates and `[!a]` means `!` or `a`); `\\` escapes;
+  matching is case-sensitive;
+- the last pattern matching a path or one of its parent folders wins;
+- an excluded folder is not entered unless a `!` pattern's text starts with it;
+- the Dockerfile and .dockerignore are always sent (as `!NAME` patterns, added
+  only when a pattern excludes them).
 
 Written here, not taken from the SDK, because the no-op path cannot afford to
-import the SDK; tests compare the two on the same trees.
+import the SDK, and the SDK's own matcher differs from Docker's (it ignores case,
+reads `[!a]` as a negation, has no `\\` escapes); tests/test_dockerignore.py
+compares both with what the docker CLI really sends.
 """
 import os
+import posixpath
 import re
+
+from .errors import StepFailed
+
+_ESCAPED = set(".+()|{}$")  # regexp specials that mean nothing in a path pattern
+
+
+class Pattern:
+    __slots__ = ("text", "exclusion", "_kind", "_regex")
+
+    def __init__(self, text, exclusion):
+        self.text = text
+        self.exclusion = exclusion
+        self._kind, self._regex = _compile(text)
+
+    def matches(self, path):
+        if self._kind == "exact":
+            return path == self.text
+        if self._kind == "prefix":  # `dir/**`, `name**`
+            return path.startswith(self.text[:-2])
+        if self._kind == "suffix":  # `**/name`, `**name`
+            suffix = self.text[2:]
+            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
+        return self._regex.match(path) is not None
+
+    def matches_or_parent(self, path):
+        if self.matches(path):
+            return True
+        parts = path.split("/")[:-1]
+        return any(self.matches("/".join(parts[:i])) for i in range(1, len(parts) + 1))
+
+
+def _clean(pattern):
+    """Go's filepath.Clean, then one leading `/` dropped (as the CLI does)."""
+    pattern = posixpath.normpath(re.sub("/+", "/", pattern))
+    return pattern[1:] if len(pattern) > 1 and pattern.startswith("/") else pattern
 
 
 def read_patterns(context_dir):
+    """[Pattern] of the context's .dockerignore, in order."""
     try:
-        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8") as handle:
+        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8-sig") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
@@ -20,79 +67,99 @@ def read_patterns(context_dir):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        negated = line.startswith("!")
-        if negated:
+        exclusion = line.startswith("!")
+        if exclusion:
             line = line[1:].strip()
-        line = os.path.normpath(line).lstrip("/")
-        if line in ("", "."):
-            continue
-        patterns.append((negated, _compile(line)))
+            if not line:
+                raise StepFailed("%s: illegal exclusion pattern \"!\""
+                                 % os.path.join(context_dir, ".dockerignore"))
+        try:
+            patterns.append(Pattern(_clean(line), exclusion))
+        except re.error as err:
+            raise StepFailed("%s: bad pattern %r: %s" % (os.path.join(context_dir, ".dockerignore"), line, err)) from None
     return patterns
 
 
 def _compile(pattern):
-    regex, index = "", 0
+    """(kind, regex): the same four kinds of match as moby's patternmatcher."""
+    regex, kind, index = "", "exact", 0
     while index < len(pattern):
         char = pattern[index]
-        if pattern.startswith("**", index):
-            index += 2
-            if pattern.startswith("/", index):  # `**/` : zero or more folders
-                index += 1
-                regex += "(?:.*/)?"
-            else:
-                regex += ".*"
-            continue
-        if char == "*":
-            regex += "[^/]*"
-        elif char == "?":
-            regex += "[^/]"
-        elif char == "[":
-            end = pattern.find("]", index + 1)
-            if end == -1:
-                regex += re.escape(char)
-            else:
-                body = pattern[index + 1:end].replace("\\", "\\\\")
-                if body.startswith("^"):
-                    body = "!" + body[1:]
-                regex += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
-                index = end
-        elif char == "\\" and index + 1 < len(pattern):
-            index += 1
-            regex += re.escape(pattern[index])
-        else:
-            regex += re.escape(char)
         index += 1
-    return re.compile(regex + r"\Z")
+        if char == "*":
+            if pattern.startswith("*", index):
+                first = index == 1
+                index += 1
+                if pattern.startswith("/", index):  # `**/` counts as `**`
+                    index += 1
+                if index == len(pattern):
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        regex, kind = regex + ".*", "regex"
+                else:
+                    regex, kind = regex + "(?:.*/)?", "regex"
+                if first:
+                    kind = "suffix"
+            else:
+                regex, kind = regex + "[^/]*", "regex"
+        elif char == "?":
+            regex, kind = regex + "[^/]", "regex"
+        elif char in _ESCAPED:
+            regex += "\\" + char
+        elif char == "\\":
+            if index < len(pattern):
+                regex, kind = regex + re.escape(pattern[index]), "regex"
+                index += 1
+            else:
+                regex += "\\\\"
+        elif char in "[]":
+            regex, kind = regex + char, "regex"
+        else:
+            regex += char
+    return kind, (re.compile(regex + r"\Z") if kind == "regex" else None)
 
 
 def is_excluded(relpath, patterns):
     """True when the last pattern matching `relpath` (or a folder above it) excludes it."""
     excluded = False
-    parents = _parents(relpath)
-    for negated, regex in patterns:
-        if any(regex.match(candidate) for candidate in parents):
-            excluded = not negated
+    for pattern in patterns:
+        if pattern.exclusion != excluded:
+            continue  # cannot change the answer
+        if pattern.matches_or_parent(relpath):
+            excluded = not pattern.exclusion
     return excluded
 
 
-def _parents(relpath):
-    parts = relpath.split("/")
-    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+def _may_reinclude(rel_dir, patterns):
+    """Whether the CLI enters an excluded folder: a `!` pattern names something in it."""
+    prefix = rel_dir + "/"
+    return any(p.exclusion and (p.text + "/").startswith(prefix) for p in patterns)
 
 
 def context_files(context_dir, always=()):
     """Sorted relative paths of the files (and symlinks) Docker would send.
-    `always` (the Dockerfile, .dockerignore) is kept even when a pattern excludes it."""
+    `always` (the Dockerfile, .dockerignore) is sent even when a pattern excludes it."""
     patterns = read_patterns(context_dir)
-    can_reinclude = any(negated for negated, _ in patterns)
+    for name in always:
+        name = _clean(name)
+        if patterns and is_excluded(name, patterns):
+            patterns.append(Pattern(name, True))
     kept = []
     for folder, dirs, names in os.walk(context_dir):
         rel_folder = os.path.relpath(folder, context_dir)
         rel_folder = "" if rel_folder == "." else rel_folder + "/"
-        if patterns and not can_reinclude:
-            dirs[:] = [d for d in dirs if not is_excluded(rel_folder + d, patterns)]
-        for name in names + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+        entered = []
+        for name in sorted(dirs):
             relpath = rel_folder + name
-            if relpath in always or not (patterns and is_excluded(relpath, patterns)):
+            if os.path.islink(os.path.join(folder, name)):
+                if not (patterns and is_excluded(relpath, patterns)):
+                    kept.append(relpath)
+            elif not (patterns and is_excluded(relpath, patterns)) or _may_reinclude(relpath, patterns):
+                entered.append(name)
+        dirs[:] = entered
+        for name in names:
+            relpath = rel_folder + name
+            if not (patterns and is_excluded(relpath, patterns)):
                 kept.append(relpath)
     return sorted(kept)
