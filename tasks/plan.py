@@ -8,11 +8,12 @@ the step name, so `doit -n 4 -P process` can hand them to workers.
 """
 import os
 
-from . import engine, graph, refs, steps, ui, workflow
+from . import engine, graph, lock, refs, steps, ui, workflow
 from .errors import StepFailed, WorkflowError
 
 _steps = {}      # step name -> Step, for the actions and checks of this run
 _verdicts = {}   # step name -> Verdict of its check in this process
+_project = {"dir": "."}  # the project folder of this run: its .dockflow/run.lock
 
 
 def load(project_dir, override=None):
@@ -115,6 +116,7 @@ def task_dicts(project_dir, override=None):
     deps = dependencies(all_steps)
     _steps.clear()
     _steps.update(all_steps)
+    _project["dir"] = project_dir
     for name, step in all_steps.items():
         always = getattr(steps.module_for(step.kind), "ALWAYS_RUN", False)
         yield {
@@ -159,7 +161,10 @@ def run_step(name):
             raise verdict.error
         if verdict.reason:
             ui.say(name, verdict.reason)
-        values = module.run(step, verdict) or {}
+        # Shared while steps make things, exclusive for a step kind that removes them (prune).
+        exclusive = getattr(module, "exclusive", lambda _step: False)(step)
+        with lock.held(_project["dir"], name, exclusive, lock.wait_seconds(step)):
+            values = module.run(step, verdict) or {}
     except StepFailed as err:
         return TaskFailed(str(err))
     for kind, value in module.outputs(step):

@@ -20,6 +20,8 @@ STEP_KINDS = {
     "tag": "tag",
     "registry": "registry",
     "push": "push",
+    "registry": "registry",
+    "push": "push",
     "commit": "commit",
     "copy_out": "copy_out",
 }

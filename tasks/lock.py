@@ -1,0 +1,127 @@
+"""One lock per project, so two runs at once do not break each other.
+
+`.dockflow/run.lock` is held with flock(2) while a step runs: shared by steps that
+make things (build, tag, push, ...: any number of them at once, as today), and
+exclusive by a step kind that sets `EXCLUSIVE = True` (prune). A nightly prune
+therefore waits for a developer's build to finish, and a build started during a
+prune waits for it; each waits at most `lock_wait` seconds (the step's field, else
+DOCKFLOW_LOCK_WAIT, else 300), then fails saying who holds the lock.
+
+flock itself cannot say who holds it, so each holder also writes
+`.dockflow/locks/<pid>-<task>.json` ({pid, task, mode, since}) while it holds the
+lock. These notes only describe; the flock decides. A note whose process is gone
+(a killed run) is ignored and cleaned up; the kernel has already dropped its lock.
+The lock is taken per step, not per run: between two steps of a build, a prune may
+run, which is safe because prune never removes an image a workflow names.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import time
+
+from . import ui
+from .errors import StepFailed
+
+DEFAULT_WAIT = 300.0
+POLL_SECONDS = 0.2
+
+
+def lock_dir(project_dir):
+    return os.path.join(project_dir, ".dockflow")
+
+
+def holders(project_dir):
+    """The live holders' notes: [{pid, task, mode, since}], oldest first."""
+    notes_dir = os.path.join(lock_dir(project_dir), "locks")
+    try:
+        names = os.listdir(notes_dir)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(notes_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                note = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if _alive(note.get("pid")):
+            found.append(note)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    return sorted(found, key=lambda note: note.get("since", 0))
+
+
+def describe(notes):
+    if not notes:
+        return "another run (it left no note of who it is)"
+    return ", ".join("pid %s running %s (%s lock since %s)"
+                     % (n.get("pid"), n.get("task"), n.get("mode"),
+                        time.strftime("%H:%M:%S", time.localtime(n.get("since", 0)))) for n in notes)
+
+
+def wait_seconds(step):
+    value = step.get("lock_wait") if step is not None else None
+    if value is None:
+        value = os.environ.get("DOCKFLOW_LOCK_WAIT", DEFAULT_WAIT)
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise StepFailed("DOCKFLOW_LOCK_WAIT=%r is not a number of seconds" % value) from None
+
+
+@contextlib.contextmanager
+def held(project_dir, task, exclusive=False, wait=DEFAULT_WAIT):
+    """Hold the project's lock while the block runs; StepFailed after `wait` seconds."""
+    os.makedirs(os.path.join(lock_dir(project_dir), "locks"), exist_ok=True)
+    mode = "exclusive" if exclusive else "shared"
+    handle = open(os.path.join(lock_dir(project_dir), "run.lock"), "a+")
+    try:
+        _acquire(handle, project_dir, task, exclusive, mode, wait)
+        note_path = os.path.join(lock_dir(project_dir), "locks", "%d-%s.json" % (os.getpid(), task))
+        with open(note_path, "w", encoding="utf-8") as note:
+            json.dump({"pid": os.getpid(), "task": task, "mode": mode, "since": time.time()}, note)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(note_path)
+    finally:
+        handle.close()  # closing the file drops the flock
+
+
+def _acquire(handle, project_dir, task, exclusive, mode, wait):
+    operation = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline, said = time.monotonic() + wait, False
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), operation)
+            if said:
+                ui.say(task, "the project's lock is free; going on")
+            return
+        except BlockingIOError:
+            pass
+        if time.monotonic() >= deadline:
+            raise StepFailed(
+                "%s: not run: another run of this project holds its lock (%s); waited %gs. "
+                "Run it again when that ends, or raise lock_wait / DOCKFLOW_LOCK_WAIT"
+                % (task, describe(holders(project_dir)), wait))
+        if not said:
+            ui.say(task, "waiting up to %gs for the project's %s lock: held by %s"
+                   % (wait, mode, describe(holders(project_dir))))
+            said = True
+        time.sleep(POLL_SECONDS)
+
+
+def _alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

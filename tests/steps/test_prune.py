@@ -1,0 +1,279 @@
+"""prune against a real engine. Other tests use the same engine at the same time:
+every prune here is scoped with `labels: [<names>]` (every image these tests build
+carries the label `<names>`), so it can only ever remove what this test made. The
+one test of the default, unscoped policy is a dry run: it removes nothing."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+
+from tasks import lock
+
+pytestmark = pytest.mark.engine
+
+
+def rebuild_lab(project, names, busybox_image, versions=("v1", "v2", "v3"), step="build_app", context="app",
+                labels=None):
+    """Exercise 3.01: build, edit a RUN line, build again; each rebuild leaves the
+    previous image dangling, with its intermediate images under it."""
+    labels = dict({names: "1"}, **(labels or {}))
+    heads = []
+    for version in versions:
+        project.write(context + "/Dockerfile",
+                      "FROM %s\nRUN echo %s-%s > /version && dd if=/dev/zero of=/blob bs=1k count=64\n"
+                      "RUN echo more > /more\n" % (busybox_image, names, version))
+        project.workflow(flow(names, step, context, labels), name=step + ".yaml")
+        done = project.doit(step)
+        assert done.returncode == 0, done.output
+        heads.append(image_id("%s/%s" % (names, context)))
+    return heads
+
+
+def flow(names, step, context, labels):
+    return """
+        steps:
+          %s:
+            kind: build
+            context: ../%s
+            image: %s/%s
+            labels: %s
+        """ % (step, context, names, context, json.dumps(labels))
+
+
+def prune_flow(project, names, **fields):
+    spec = dict({"kind": "prune", "labels": [names]}, **fields)
+    project.workflow(json.dumps({"steps": {"prune": spec}}), name="prune.yaml")
+
+
+def api():
+    return docker.APIClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+                            version="auto")
+
+
+def image_id(ref):
+    try:
+        return api().inspect_image(ref)["Id"]
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def exists(ref):
+    return image_id(ref) is not None
+
+
+def record(output):
+    """The one JSON line of the run."""
+    lines = [line for line in output.splitlines() if line.startswith("{") and '"dockflow.prune"' in line]
+    assert len(lines) == 1, output
+    return json.loads(lines[0])
+
+
+def unique_bytes(image_ids):
+    """What the engine itself says these images hold alone (system df: Size - SharedSize)."""
+    usage = {image["Id"]: image for image in api().df()["Images"]}
+    return sum(usage[i]["Size"] - usage[i]["SharedSize"] for i in image_ids)
+
+
+def parents(image):
+    chain, current = [], api().inspect_image(image)["Parent"]
+    while current:
+        info = api().inspect_image(current)
+        if info["RepoTags"]:
+            break
+        chain.append(current)
+        current = info["Parent"]
+    return chain
+
+
+def test_dry_run_then_prune_removes_exactly_the_dangling_images(project, names, busybox_image, docker_cli):
+    v1, v2, v3 = rebuild_lab(project, names, busybox_image)
+    intermediates = parents(v1) + parents(v2)
+    assert intermediates, "the legacy builder keeps intermediate images"
+    # not chosen by the policy (tagged), and protected (keep label) though dangling:
+    project.write("other/Dockerfile", "FROM %s\nRUN echo %s-other > /o\n" % (busybox_image, names))
+    docker_cli("build", "-q", "--label", names + "=1", "-t", names + "/other", project.path("other"))
+    kept_v1, _kept_v2 = rebuild_lab(project, names, busybox_image, ("k1", "k2"), "build_keep", "keep",
+                                    {"io.dockflow.keep": "yes"})
+    prune_flow(project, names)
+    expected = unique_bytes([v1, v2])
+    assert expected > 2 * 64 * 1024
+
+    dry = project.doit("prune", "dry_run=true")
+    assert dry.returncode == 0, dry.output
+    report = record(dry.output)
+    assert report["dry_run"] is True
+    assert {image["id"] for image in report["images"]} == {v1, v2}
+    assert set(intermediates) <= set(report["intermediate"])
+    assert report["bytes"] == report["image_bytes"] == expected
+    assert "would remove image %s <none>" % v1[7:19] in dry.output
+    assert "kept %s <none>: it has the keep label io.dockflow.keep" % kept_v1[7:19] in dry.output
+    assert all(exists(i) for i in [v1, v2, v3, kept_v1] + intermediates), "a dry run removes nothing"
+
+    real = project.doit("prune")
+    assert real.returncode == 0, real.output
+    report = record(real.output)
+    assert report["dry_run"] is False
+    assert {image["id"] for image in report["images"]} == {v1, v2}
+    assert report["bytes"] == expected, "reclaimed bytes = what the engine said those images held alone"
+    assert "(%d bytes:" % expected in real.output
+    assert not any(exists(i) for i in [v1, v2] + intermediates)
+    assert exists(names + "/app") and image_id(names + "/app") == v3
+    assert exists(names + "/other") and exists(kept_v1)
+
+    again = project.doit("prune")
+    assert again.returncode == 0, again.output
+    assert ".  prune" in again.output, "a prune is never up to date"
+    assert record(again.output)["bytes"] == 0 and "reclaimed 0 B" in again.output
+
+
+def test_protected_images_survive_an_unused_prune(project, names, busybox_image, docker_cli):
+    """unused: true would remove every tagged image in scope; the three protections hold."""
+    rebuild_lab(project, names, busybox_image, ("v1",))            # names/app: a workflow's output
+    for what in ("inuse", "kept", "loose"):
+        project.write(what + "/Dockerfile", "FROM %s\nRUN echo %s-%s > /w\n" % (busybox_image, names, what))
+        extra = ["--label", "io.dockflow.keep="] if what == "kept" else []
+        docker_cli("build", "-q", "--label", names + "=1", *extra, "-t", "%s/%s" % (names, what),
+                   project.path(what))
+    container = names + "-running"
+    docker_cli("run", "-d", "--name", container, names + "/inuse", "sleep", "3600")
+    try:
+        prune_flow(project, names, unused=True, dangling=False)
+        done = project.doit("prune")
+        assert done.returncode == 0, done.output
+        report = record(done.output)
+        assert [image["tags"] for image in report["images"]] == [[names + "/loose:latest"]]
+        assert not exists(names + "/loose")
+        for ref in ("app", "inuse", "kept"):
+            assert exists("%s/%s" % (names, ref)), done.output
+        spared = {tuple(image["tags"]): image["reason"] for image in report["spared"]}
+        assert spared[(names + "/app:latest",)].startswith("a workflow names it as an output")
+        assert spared[(names + "/inuse:latest",)] == "running container %s uses it" % container
+        assert spared[(names + "/kept:latest",)] == "it has the keep label io.dockflow.keep"
+    finally:
+        docker_cli("rm", "-f", container, check=False)
+
+
+def test_keep_last_removes_old_tags_of_built_repositories(project, names, busybox_image, docker_cli):
+    for number in ("1", "2", "3"):
+        project.write("old/Dockerfile", "FROM %s\nRUN echo %s-%s > /v\n" % (busybox_image, names, number))
+        docker_cli("build", "-q", "--label", names + "=1", "-t", "%s/app:%s" % (names, number), project.path("old"))
+        time.sleep(1.1)  # image creation times are in whole seconds: make "newest" unambiguous
+    rebuild_lab(project, names, busybox_image, ("v1",))            # names/app:latest, the output
+    old1, old2 = image_id(names + "/app:1"), image_id(names + "/app:2")
+    prune_flow(project, names, keep_last=2, dangling=False)
+    dry = project.doit("prune", "dry_run=true")
+    assert sorted(record(dry.output)["tags"]) == [names + "/app:1", names + "/app:2"], dry.output
+    expected = unique_bytes([old1, old2])
+    done = project.doit("prune")
+    assert done.returncode == 0, done.output
+    report = record(done.output)
+    assert sorted(report["tags"]) == [names + "/app:1", names + "/app:2"]
+    assert report["bytes"] == expected
+    assert not exists(names + "/app:1") and not exists(names + "/app:2")
+    assert exists(names + "/app:3") and exists(names + "/app:latest")
+
+
+def test_stopped_containers_of_our_runs_only(project, names, busybox_image, docker_cli):
+    ours, theirs = names + "-ours", names + "-theirs"
+    root = os.path.realpath(project.root)
+    try:
+        docker_cli("create", "--name", ours, "--label", "io.dockflow.project=" + root, busybox_image, "true")
+        docker_cli("create", "--name", theirs, "--label", "io.dockflow.project=/elsewhere", busybox_image, "true")
+        prune_flow(project, names, containers=True, dangling=False)
+        done = project.doit("prune")
+        assert done.returncode == 0, done.output
+        assert [c["name"] for c in record(done.output)["containers"]] == [ours]
+        assert "removed stopped container %s" % ours in done.output
+        listed = docker_cli("ps", "-a", "--format", "{{.Names}}").split()
+        assert ours not in listed and theirs in listed
+    finally:
+        docker_cli("rm", "-f", ours, theirs, check=False)
+
+
+def test_default_policy_dry_run_sees_our_dangling_images(project, names, busybox_image):
+    """The default policy, unscoped: only as a dry run, since a real one would remove
+    other people's dangling images on this shared engine."""
+    v1, v2, _v3 = rebuild_lab(project, names, busybox_image)
+    project.workflow("steps:\n  prune:\n    kind: prune\n    dry_run: true\n", name="prune.yaml")
+    done = project.doit("prune")
+    assert done.returncode == 0, done.output
+    chosen = {image["id"] for image in record(done.output)["images"]}
+    assert {v1, v2} <= chosen
+    assert exists(v1) and exists(v2)
+
+
+def test_prune_refuses_beside_a_build_that_holds_the_lock(project, names, busybox_image):
+    v1, _v2 = rebuild_lab(project, names, busybox_image, ("v1", "v2"))
+    prune_flow(project, names, lock_wait=0)
+    with lock.held(project.root, "build_app"):           # what run_step takes around a build
+        done = project.doit("prune")
+    assert done.returncode == 1, done.output
+    assert "another run of this project holds its lock (pid %d running build_app (shared lock" % os.getpid() \
+        in done.output
+    assert "Traceback" not in done.output
+    assert exists(v1), "a refused prune removes nothing"
+
+
+def test_prune_waits_for_a_real_build_then_runs(project, names, busybox_image):
+    """A build that is blocked inside its RUN (on a pipe the test holds) keeps the
+    lock; the prune started meanwhile says whom it waits for and runs after it."""
+    v1, _v2 = rebuild_lab(project, names, busybox_image, ("v1", "v2"))
+    fifo = project.path("go")
+    os.mkfifo(fifo)
+    project.write("slow/Dockerfile", "FROM %s\nRUN echo %s-slow > /s\n" % (busybox_image, names))
+    # The build step's run() blocks until the test writes to the fifo: a slow build, no timing.
+    project.write("slow_build.py", SLOW_BUILD % {"fifo": fifo})
+    project.write("dodo.py", "import slow_build  # noqa: F401\n"
+                  "from tasks.dodo import DOIT_CONFIG, task_workflows  # noqa: F401\n")
+    project.workflow(flow(names, "build_slow", "slow", {names: "1"}), name="build_slow.yaml")
+    prune_flow(project, names, lock_wait=3600)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([project.root, REPO]), DOCKER_HOST=project.docker_host)
+    build = subprocess.Popen([sys.executable, "-m", "doit", "build_slow"], cwd=project.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    prune = None
+    try:
+        while not any(n["task"] == "build_slow" for n in lock.holders(project.root)):
+            assert build.poll() is None, build.stdout.read()
+            time.sleep(0.05)
+        prune = subprocess.Popen([sys.executable, "-m", "doit", "prune"], cwd=project.root, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        waiting = prune.stdout.readline() + prune.stdout.readline()
+        assert "waiting up to 3600s for the project's exclusive lock: held by pid %d running build_slow" \
+            % build.pid in waiting, waiting
+        assert exists(v1), "nothing is removed while the build runs"
+        with open(fifo, "w") as pipe:
+            pipe.write("go\n")
+        assert build.wait() == 0, build.stdout.read()
+        rest = prune.stdout.read()
+        assert prune.wait() == 0, rest
+        assert "the project's lock is free; going on" in rest
+        assert v1 in {image["id"] for image in record(rest)["images"]}
+        assert not exists(v1) and exists(names + "/slow")
+    finally:
+        for process in (build, prune):
+            if process is not None:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                process.stdout.close()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLOW_BUILD = '''
+from tasks.steps import build
+
+_run = build.run
+
+
+def run(step, verdict):
+    with open(%(fifo)r) as pipe:
+        pipe.read()
+    return _run(step, verdict)
+
+
+build.run = run
+'''
