@@ -105,7 +105,8 @@ def _copy_local(step, tar_path, final, sha256, size):
         with open(tar_path, "rb") as source, atomic_writer(final) as handle, \
                 bytes_bar("copy to " + os.path.relpath(final), size) as bar:
             started, done = time.monotonic(), 0
-            for block in iter(lambda: source.read(CHUNK), b""):
+            block_size = min(CHUNK, max(limit // 8, 4096)) if limit else CHUNK  # smooth under a limit
+            for block in iter(lambda: source.read(block_size), b""):
                 handle.write(block)
                 done += len(block)
                 bar.advance(len(block))

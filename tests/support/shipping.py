@@ -51,13 +51,14 @@ def doit_until(project, args, condition, what):
     env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
     process = subprocess.Popen([sys.executable, "-m", "doit", *args], cwd=project.root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        while not condition():
-            if process.poll() is not None:
-                raise AssertionError("doit ended before %s: %s" % (what, process.stdout.read().decode()))
-            time.sleep(0.05)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    return process.stdout.read().decode()
+    with process.stdout:
+        try:
+            while not condition():
+                if process.poll() is not None:
+                    raise AssertionError("doit ended before %s: %s" % (what, process.stdout.read().decode()))
+                time.sleep(0.05)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return process.stdout.read().decode()
