@@ -24,6 +24,7 @@ STEP_KINDS = {
     "push": "push",
     "commit": "commit",
     "copy_out": "copy_out",
+    "prune": "prune",
 }
 
 
