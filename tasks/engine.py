@@ -12,6 +12,7 @@ import os
 import socket
 import urllib.parse
 
+from . import refs
 from .errors import EngineUnreachable, StepFailed
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -33,6 +34,19 @@ def get(host):
     return _engines[host]
 
 
+LISTING_AFTER = 10
+
+
+def _is_tag(ref):
+    return not ref.startswith("sha256:") and "@" not in ref
+
+
+def _summary_of(image):
+    if image is None:
+        return None
+    return {"Id": image["Id"], "Labels": (image.get("Config") or {}).get("Labels") or {}}
+
+
 class _Closed(Exception):
     """The daemon closed a kept-alive connection."""
 
@@ -45,6 +59,11 @@ class Engine:
         # Inspect results stay valid for this run until a step that makes the
         # image is about to run (plan.py calls forget() then).
         self._inspected = {}
+        # After LISTING_AFTER lookups in one run, one GET /images/json answers the
+        # rest (a 2,000-step workflow asks the engine once, not 2,000 times).
+        self._lookups = 0
+        self._listing = None   # normalised tag -> {"Id", "Labels"}
+        self._stale = set()    # refs forgotten since the listing was read
 
     # --- cheap reads, standard library only ---------------------------------
     def inspect_image(self, ref):
@@ -83,9 +102,40 @@ class Engine:
         except self.sdk_errors() as err:
             raise self.failure("inspect %s" % ref, err) from None
 
+    def image_summary(self, ref):
+        """{"Id": ..., "Labels": {...}} of the image `ref` names, or None: all an
+        up-to-date check needs, from the listing once a run has asked many times."""
+        if ref in self._inspected or not _is_tag(ref) or refs.normalize(ref) in self._stale:
+            return _summary_of(self.inspect_image(ref))
+        self._lookups += 1
+        if self._listing is None and self._lookups > LISTING_AFTER:
+            self._listing = self._read_listing()
+        if self._listing is None:
+            return _summary_of(self.inspect_image(ref))
+        return self._listing.get(refs.normalize(ref))
+
+    def _read_listing(self):
+        try:
+            status, body = self._get("/images/json")
+        except _NeedsSdk:
+            return None
+        if status != 200:
+            return None
+        listing = {}
+        for image in json.loads(body):
+            summary = {"Id": image["Id"], "Labels": image.get("Labels") or {}}
+            for tag in image.get("RepoTags") or ():
+                if tag != "<none>:<none>":
+                    listing[refs.normalize(tag)] = summary
+        return listing
+
     def image_id(self, ref):
-        image = self.inspect_image(ref)
-        return image["Id"] if image else None
+        summary = self.image_summary(ref)
+        return summary["Id"] if summary else None
+
+    def image_labels(self, ref):
+        summary = self.image_summary(ref)
+        return summary["Labels"] if summary else None
 
     def ping(self):
         """True when the engine answers /_ping."""
@@ -106,8 +156,10 @@ class Engine:
     def forget(self, ref=None):
         if ref is None:
             self._inspected.clear()
+            self._listing = None
         else:
             self._inspected.pop(ref, None)
+            self._stale.add(refs.normalize(ref))
 
     def _get(self, path):
         """(status, body) of GET `path`: plain HTTP/1.1 on a kept-alive socket.

@@ -92,11 +92,10 @@ def check(step, saved):
     memo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
             "definition_digest": definition_digest}
     image_ref = step.get("image")
-    image = docker.inspect_image(image_ref)
+    image = docker.image_summary(image_ref)
     if image is None:
         return Verdict(False, "building %s: the engine has no such image" % image_ref, memo)
-    labels = (image.get("Config") or {}).get("Labels") or {}
-    if labels.get(INPUTS_LABEL) != input_digest:
+    if image["Labels"].get(INPUTS_LABEL) != input_digest:
         return Verdict(False, "rebuilding %s: %s" % (image_ref, why_changed(saved, memo)), memo)
     missing = [t for t in step.get("tags", []) if docker.image_id(t) != image["Id"]]
     if missing:
