@@ -60,7 +60,11 @@ def check(step, saved):
     if saved.get("files") == stats and saved.get("images"):
         images = saved["images"]  # the same file as last time: no need to read its index again
     else:
-        images = [{"id": i["id"], "tags": i["tags"]} for i in imagetar.ImageTar(tar_path).images]
+        try:
+            images = [{"id": i["id"], "tags": i["tags"]} for i in imagetar.ImageTar(tar_path).images]
+        except StepFailed:
+            _verify(step, tar_path)  # a damaged tar: say so in the checksum's words if it can
+            raise
     wanted = _wanted(step, images)
     docker = target(step)
     missing = [ref for ref, image_id in wanted if _id_on(docker, ref) != image_id]
@@ -92,14 +96,7 @@ def _id_on(docker, ref):
 def run(step, verdict):
     memo = verdict.memo or check(step, {}).memo
     tar_path = step.path("tar")
-    recorded = imagetar.read_sidecar(tar_path)
-    if recorded is None:
-        raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
-                         % (step.name, imagetar.sidecar_path(tar_path)))
-    actual = sha256_file(tar_path)
-    if actual != recorded:
-        raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
-                         "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))
+    actual = _verify(step, tar_path)
     tar = imagetar.ImageTar(tar_path)
     docker = target(step)
     full_size = os.path.getsize(tar_path)
@@ -124,6 +121,19 @@ def run(step, verdict):
         "; whole tar: " + why_full if why_full else ""))
     return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
             "shipped": shipped, "full_size": full_size}
+
+
+def _verify(step, tar_path):
+    """The tar's sha256, read now; StepFailed unless it equals the one recorded beside it."""
+    recorded = imagetar.read_sidecar(tar_path)
+    if recorded is None:
+        raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
+                         % (step.name, imagetar.sidecar_path(tar_path)))
+    actual = sha256_file(tar_path)
+    if actual != recorded:
+        raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
+                         "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))
+    return actual
 
 
 def _present_layers(step, docker, tar):

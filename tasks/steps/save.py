@@ -88,7 +88,7 @@ def run(step, verdict):
         with atomic_writer(tar_path) as handle, bytes_bar("save " + image_ref, image.get("Size")) as bar:
             hashing = _Hashing(handle)
             out = gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, filename="") if step.get("gzip") else hashing
-            for chunk in docker.api.get_image(memo["image_id"], chunk_size=CHUNK):
+            for chunk in docker.api.get_image(image_ref, chunk_size=CHUNK):  # by name: the tar keeps the tag
                 out.write(chunk)
                 read += len(chunk)
                 bar.advance(len(chunk))
