@@ -14,10 +14,10 @@ from .errors import StepFailed, WorkflowError
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schemas", "workflow.schema.json")
-CACHE_FORMAT = b"dockflow-cache-1"
+CACHE_FORMAT = b"dockflow-cache-2"  # bump when what is cached changes
 # doit's own commands hide a task of the same name (`doit list` never runs a step).
 DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list",
-                 "reset-dep", "run", "strace", "tabcompletion", "validate", "plan", "graph"}
+                 "reset-dep", "run", "strace", "tabcompletion", "validate", "plan", "graph", "layers"}
 
 
 class Workflow:
@@ -110,8 +110,7 @@ def _parse_and_check(path, raw, schema_raw):
     display = os.path.relpath(path)
     document, marks = parse_yaml(display, raw)
     problems = schema_problems(display, document, marks, json.loads(schema_raw))
-    if not problems:
-        problems = static_problems(display, document, marks)
+    problems += static_problems(display, document, marks)
     if problems:
         raise WorkflowError(problems)
     return document, marks
@@ -148,10 +147,13 @@ def parse_yaml(display, raw):
     return document, marks
 
 
-def _walk_marks(node, path, marks, problems, display):
+def _walk_marks(node, path, marks, problems, display, mark=None):
+    """A mapping's entry is marked where its key is written (`14:5: steps.app.context`
+    points at `context:`), a list item where the item is."""
     import yaml
 
-    marks["\x1f".join(path)] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = mark or node.start_mark
+    marks["\x1f".join(path)] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
@@ -161,7 +163,7 @@ def _walk_marks(node, path, marks, problems, display):
                     display, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                     ".".join(path) or "(top)", key))
             seen.add(key)
-            _walk_marks(value_node, path + (key,), marks, problems, display)
+            _walk_marks(value_node, path + (key,), marks, problems, display, key_node.start_mark)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk_marks(item, path + (str(index),), marks, problems, display)
@@ -174,14 +176,43 @@ def schema_problems(display, document, marks, schema):
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         path = [str(p) for p in error.absolute_path]
+        if error.validator in ("unevaluatedProperties", "additionalProperties") \
+                and isinstance(error.instance, dict):
+            # One line per unknown field, at that field. A failing `then` (a wrong
+            # type elsewhere in the step) makes jsonschema call every field of the
+            # kind unevaluated: report only the fields no part of the schema knows.
+            known = _known_fields(validator, schema, error.schema, error.instance)
+            for field in sorted(set(error.instance) - known):
+                problems.append(_format(display, marks, path + [str(field)], "unknown field"
+                                        + _close_match(str(field), known)))
+            continue
         problems.append(_format(display, marks, path, _schema_message(error)))
     return problems
 
 
+def _known_fields(validator, root, subschema, instance):
+    """Field names `subschema` declares for `instance`, following allOf/if/then and
+    local $refs (the shape of schemas/workflow.schema.json)."""
+    known = set(subschema.get("properties", {}))
+    if "$ref" in subschema and subschema["$ref"].startswith("#/$defs/"):
+        known |= _known_fields(validator, root, root["$defs"][subschema["$ref"][8:]], instance)
+    for part in subschema.get("allOf", []):
+        if "if" in part:
+            if validator.evolve(schema=part["if"]).is_valid(instance):
+                known |= _known_fields(validator, root, part.get("then", {}), instance)
+        else:
+            known |= _known_fields(validator, root, part, instance)
+    return known
+
+
+def _close_match(name, known):
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
 def _schema_message(error):
-    if error.validator == "unevaluatedProperties" or error.validator == "additionalProperties":
-        return error.message.replace("Unevaluated properties are not allowed", "unknown field") \
-                            .replace("Additional properties are not allowed", "unknown field")
     if error.validator in ("anyOf", "oneOf") and error.context:
         best = min(error.context, key=lambda e: len(list(e.absolute_path)))
         return best.message
@@ -197,23 +228,26 @@ def _format(display, marks, path, message):
 
 
 def static_problems(display, document, marks):
-    """Checks that need only the file: reserved names, declared variables, `needs`."""
+    """Checks that need only the file: reserved names, declared variables.
+    Run beside the schema check, so they must bear any shape of document."""
     problems = []
-    declared = set((document.get("vars") or {}).keys())
-    steps = document["steps"]
+    if not isinstance(document, dict):
+        return problems
+    declared_vars = document.get("vars") if isinstance(document.get("vars"), dict) else {}
+    steps = document.get("steps") if isinstance(document.get("steps"), dict) else {}
     for name, spec in steps.items():
-        here = ["steps", name]
+        here = ["steps", str(name)]
         if name in DOIT_COMMANDS:
             problems.append(_format(display, marks, here, "step name %r is a doit command; "
                                     "`doit %s` would not run it: rename the step" % (name, name)))
-        for field, value in spec.items():
+        for field, value in (spec.items() if isinstance(spec, dict) else ()):
             for var in variables.names_in_value(value):
-                if var not in declared:
-                    problems.append(_format(display, marks, here + [field],
+                if var not in declared_vars:
+                    problems.append(_format(display, marks, here + [str(field)],
                                             "undefined variable ${%s} (declare it under vars:)" % var))
-    for name, source in (document.get("vars") or {}).items():
+    for name, source in declared_vars.items():
         if isinstance(source, str) and variables.names_in(source):
-            problems.append(_format(display, marks, ["vars", name], "a variable cannot use other variables"))
+            problems.append(_format(display, marks, ["vars", str(name)], "a variable cannot use other variables"))
     return problems
 
 

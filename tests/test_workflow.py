@@ -1,0 +1,245 @@
+"""Reading workflow files: every YAML and schema problem named by file, line,
+column and path, all of them in one run; the parse cache; `doit list` on a bad file."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tasks import workflow
+from tasks.errors import WorkflowError
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def flows(tmp_path, monkeypatch):
+    """Write workflows/NAME and load it; messages name `workflows/NAME` (cwd = tmp_path)."""
+    monkeypatch.chdir(tmp_path)
+
+    class Flows:
+        cache_dir = str(tmp_path / ".dockflow" / "cache")
+
+        def write(self, text, name="x.yaml"):
+            path = tmp_path / "workflows" / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+            return str(path)
+
+        def load(self, text, name="x.yaml"):
+            return workflow.load_file(self.write(text, name), self.cache_dir)
+
+        def problems(self, text, name="x.yaml"):
+            with pytest.raises(WorkflowError) as caught:
+                self.load(text, name)
+            return caught.value.problems
+
+    return Flows()
+
+
+def test_a_good_file_loads(flows):
+    flow = flows.load("""
+        vars:
+          user: ann
+        steps:
+          tag:
+            kind: tag
+            doc: tag it
+            source: app
+            tags: ["${user}/app:1.0.0"]
+        """)
+    step = flow.steps["tag"]
+    assert step.kind == "tag" and step.doc == "tag it"
+    assert step.get("tags") == ["ann/app:1.0.0"]
+    assert step.where("tags") == "workflows/x.yaml:9:5: steps.tag.tags"
+    assert step.where("tags", 0) == "workflows/x.yaml:9:12: steps.tag.tags.0"
+
+
+def test_wrong_type_names_file_line_column_and_path(flows):
+    problems = flows.problems("""
+        steps:
+          build_app:
+            kind: build
+            image: app
+            context: [a, b]
+        """)
+    assert problems == ["workflows/x.yaml:6:5: steps.build_app.context: ['a', 'b'] is not of type 'string'"]
+
+
+def kind_enum():
+    with open(workflow.SCHEMA_PATH, encoding="utf-8") as handle:
+        return json.load(handle)["$defs"]["step"]["properties"]["kind"]["enum"]
+
+
+def test_every_error_in_one_run(flows):
+    problems = flows.problems("""
+        steps:
+          build_app:
+            kind: build
+            image: app
+            context: 3
+            bogus: 1
+            imgae: x
+          tag:
+            kind: tag
+            source: app
+            tags: ["${nope}"]
+            force: "yes"
+          list:
+            kind: tag
+            source: app
+            tags: [b]
+          other:
+            kind: teleport
+        """)
+    assert sorted(problems) == sorted([
+        "workflows/x.yaml:6:5: steps.build_app.context: 3 is not of type 'string'",
+        "workflows/x.yaml:7:5: steps.build_app.bogus: unknown field",
+        "workflows/x.yaml:8:5: steps.build_app.imgae: unknown field (did you mean 'image'?)",
+        "workflows/x.yaml:13:5: steps.tag.force: 'yes' is not of type 'boolean'",
+        "workflows/x.yaml:12:5: steps.tag.tags: undefined variable ${nope} (declare it under vars:)",
+        "workflows/x.yaml:14:3: steps.list: step name 'list' is a doit command; `doit list` would not "
+        "run it: rename the step",
+        "workflows/x.yaml:19:5: steps.other.kind: 'teleport' is not one of %s"
+        % kind_enum(),
+    ])
+
+
+def test_unknown_top_level_field_and_missing_steps(flows):
+    problems = flows.problems("stepz:\n  a: {kind: tag}\n")
+    assert "workflows/x.yaml:1:1: (top): 'steps' is a required property" in problems
+    assert "workflows/x.yaml:1:1: stepz: unknown field (did you mean 'steps'?)" in problems
+
+
+def test_missing_required_field(flows):
+    assert flows.problems("steps:\n  t: {kind: tag, source: a}\n") == [
+        "workflows/x.yaml:2:3: steps.t: 'tags' is a required property"]
+
+
+def test_duplicate_keys_are_reported_where_the_second_one_is(flows):
+    problems = flows.problems("""
+        steps:
+          a:
+            kind: tag
+            source: x
+            source: y
+            tags: [z]
+          a:
+            kind: tag
+        """)
+    assert problems == [
+        "workflows/x.yaml:6:5: steps.a: duplicate key 'source'",
+        "workflows/x.yaml:8:3: steps: duplicate key 'a'",
+    ]
+
+
+def test_yaml_syntax_error_names_the_place(flows):
+    problems = flows.problems("steps:\n  a: {kind: tag\n  b: 1\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("workflows/x.yaml:3:")
+    assert ": YAML: " in problems[0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "workflows/x.yaml:1:1: the file is empty; a workflow needs `steps:`"),
+    ("- a\n- b\n", "workflows/x.yaml:1:1: (top): ['a', 'b'] is not of type 'object'"),
+])
+def test_files_that_are_no_workflow(flows, text, message):
+    assert flows.problems(text) == [message]
+
+
+def test_bad_bytes(flows, tmp_path):
+    path = tmp_path / "workflows" / "x.yaml"
+    path.parent.mkdir()
+    path.write_bytes(b"steps:\n  a: \xff\n")
+    with pytest.raises(WorkflowError, match=r"workflows/x.yaml: not UTF-8 text \(byte 12\)"):
+        workflow.load_file(str(path), flows.cache_dir)
+
+
+def test_step_name_that_doit_would_read_as_an_option_or_glob(flows):
+    problems = flows.problems("steps:\n  '-x': {kind: tag, source: a, tags: [b]}\n  'a*': {kind: tag, source: a, tags: [b]}\n")
+    assert len(problems) == 2 and all("does not match" in p for p in problems), problems
+
+
+def test_variable_using_a_variable(flows):
+    problems = flows.problems("vars:\n  a: x\n  b: '${a}'\nsteps:\n  t: {kind: tag, source: '${b}', tags: [c]}\n")
+    assert problems == ["workflows/x.yaml:3:3: vars.b: a variable cannot use other variables"]
+
+
+def test_errors_of_every_file_in_one_run(flows, tmp_path):
+    flows.write("steps:\n  a: {kind: tag, source: x}\n", "one.yaml")
+    flows.write("steps:\n  b: {kind: build, image: y}\n", "two.yaml")
+    flows.write("steps:\n  c: {kind: tag, source: x, tags: [z]}\n", "three.yml")
+    with pytest.raises(WorkflowError) as caught:
+        workflow.load_all(str(tmp_path / "workflows"), flows.cache_dir)
+    assert caught.value.problems == [
+        "workflows/one.yaml:2:3: steps.a: 'tags' is a required property",
+        "workflows/two.yaml:2:3: steps.b: 'context' is a required property",
+    ]
+    assert str(caught.value).startswith("workflow definition has 2 errors:\n  workflows/one.yaml:2:3")
+
+
+# --- the parse cache ---------------------------------------------------------
+PROBE = """
+import json, sys
+from tasks import workflow
+flow = workflow.load_file(sys.argv[1], sys.argv[2])
+print(json.dumps({"tags": flow.steps["t"].get("tags"), "where": flow.steps["t"].where("tags"),
+                  "modules": sorted(m for m in ("yaml", "jsonschema") if m in sys.modules)}))
+"""
+
+
+def probe(flows, path):
+    done = subprocess.run([sys.executable, "-c", PROBE, path, flows.cache_dir], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_second_load_uses_the_cache_and_a_change_invalidates_it(flows):
+    path = flows.write("steps:\n  t: {kind: tag, source: a, tags: [b]}\n")
+    first = probe(flows, path)
+    assert first["modules"] == ["jsonschema", "yaml"]
+    assert len(os.listdir(flows.cache_dir)) == 1
+    second = probe(flows, path)
+    assert second == dict(first, modules=[])  # same answer, neither parser imported
+    flows.write("# moved down a line\nsteps:\n  t: {kind: tag, source: a, tags: [c]}\n")
+    third = probe(flows, path)
+    assert third == {"tags": ["c"], "where": "workflows/x.yaml:3:29: steps.t.tags",
+                     "modules": ["jsonschema", "yaml"]}
+
+
+def test_a_broken_cache_entry_is_parsed_again(flows):
+    path = flows.write("steps:\n  t: {kind: tag, source: a, tags: [b]}\n")
+    flows.load("steps:\n  t: {kind: tag, source: a, tags: [b]}\n")
+    (entry,) = os.listdir(flows.cache_dir)
+    with open(os.path.join(flows.cache_dir, entry), "w") as handle:
+        handle.write("{not json")
+    assert probe(flows, path)["tags"] == ["b"]
+
+
+def test_a_bad_file_is_not_cached(flows):
+    flows.problems("steps:\n  t: {kind: tag}\n")
+    assert not os.path.isdir(flows.cache_dir) or os.listdir(flows.cache_dir) == []
+
+
+# --- through doit ------------------------------------------------------------
+def test_doit_list_on_a_bad_workflow(offline_project):
+    offline_project.workflow("""
+        steps:
+          build_app:
+            kind: build
+            image: app
+            context: 3
+            bogus: 1
+        """)
+    offline_project.workflow("steps:\n  a:\n    kind: tag\n    source: x\n    tags: [y]\n    source: z\n",
+                             name="more.yaml")
+    done = offline_project.doit("list")
+    assert done.returncode == 3, done.output
+    assert "workflow definition has 3 errors:" in done.output
+    assert "workflows/flow.yaml:6:5: steps.build_app.context: 3 is not of type 'string'" in done.output
+    assert "workflows/flow.yaml:7:5: steps.build_app.bogus: unknown field" in done.output
+    assert "workflows/more.yaml:6:5: steps.a: duplicate key 'source'" in done.output
+    assert "Traceback" not in done.output
