@@ -20,10 +20,11 @@ STEP_KINDS = {
     "tag": "tag",
     "registry": "registry",
     "push": "push",
-    "registry": "registry",
-    "push": "push",
     "commit": "commit",
     "copy_out": "copy_out",
+    "save": "save",
+    "transfer": "transfer",
+    "load": "load",
     "prune": "prune",
 }
 
