@@ -66,24 +66,26 @@ class Variables:
         return value
 
     def _resolve(self, name):
+        source = self.declared.get(name)
         forced = self.override(name)
         if forced is not None:
+            if isinstance(source, dict) and source.get("semver"):
+                _check_semver(name, "the command line", str(forced))
             return str(forced)
-        source = self.declared.get(name)
         if source is None:
             raise StepFailed("variable ${%s} is not declared under vars:" % name)
         if not isinstance(source, dict):
-            return str(source)
+            return _text(source)
         if "env" in source:
             value = os.environ.get(source["env"])
             if value is not None:
                 return value
             if "default" in source:
-                return str(source["default"])
+                return _text(source["default"])
             raise StepFailed("variable ${%s}: environment variable %s is not set and no default is given"
                              % (name, source["env"]))
         if "value" in source:
-            return str(source["value"])
+            return _text(source["value"])
         if "file" in source:
             return self._from_file(name, source)
         if "git" in source:
@@ -97,10 +99,22 @@ class Variables:
                 value = handle.read().strip()
         except OSError as err:
             raise StepFailed("variable ${%s}: cannot read %s: %s" % (name, path, err.strerror)) from None
-        if source.get("semver") and not SEMVER_RE.match(value):
-            raise StepFailed("variable ${%s}: %s holds %r, not a semantic version like 1.0.0"
-                             % (name, path, value))
+        if source.get("semver"):
+            _check_semver(name, path, value)
         return value
+
+
+def _check_semver(name, origin, value):
+    if not SEMVER_RE.match(value):
+        raise StepFailed("variable ${%s}: %s holds %r, not a semantic version like 1.0.0"
+                         % (name, origin, value))
+
+
+def _text(value):
+    """A YAML scalar as the string a user wrote: `true`, not Python's `True`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def git_value(field, start_dir, var_name):
