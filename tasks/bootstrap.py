@@ -3,8 +3,9 @@
 Installs what is missing and says what it did:
 - this package and its Python dependencies (pip, editable, from this folder);
 - on Debian as root, the Debian packages for what no command provides yet:
-  Docker Engine (docker.io), busybox-static (the lab's offline base image), and
-  with --tests also docker-registry, openssh-server and rsync (ENGINE.md);
+  Docker Engine (docker.io), busybox-static (the lab's offline base image),
+  docker-registry (the lab's offline registry:2 image), and with --tests also
+  openssh-server and rsync (ENGINE.md);
 - a running Docker engine, when none answers and this is not a --tests run (the
   test run starts and stops its own). It keeps running for the lab: stop it with
   `kill PID` (the pid is printed and kept in /run/dockflow-dockerd.pid).
@@ -20,8 +21,9 @@ import time
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON_MODULES = ("doit", "docker", "jsonschema", "yaml", "loguru", "rich")
 # command or file that proves a package is there -> Debian package
-DEBIAN_PACKAGES = {"dockerd": "docker.io", "/bin/busybox": "busybox-static"}
-DEBIAN_TEST_PACKAGES = {"docker-registry": "docker-registry", "sshd": "openssh-server",
+# docker-registry: the lab's registry_image step packs its binary into registry:2 (offline).
+DEBIAN_PACKAGES = {"dockerd": "docker.io", "/bin/busybox": "busybox-static", "docker-registry": "docker-registry"}
+DEBIAN_TEST_PACKAGES = {"sshd": "openssh-server",
                         "rsync": "rsync", "ip": "iproute2", "nsenter": "util-linux"}
 DOCKERD_LOG = "/var/log/dockflow-dockerd.log"
 DOCKERD_PID = "/run/dockflow-dockerd.pid"

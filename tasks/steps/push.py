@@ -16,7 +16,7 @@ Docker's credential store (docker login). They are never logged.
 import os
 import time
 
-from .. import engine, refs, registry_api, ui
+from .. import engine, progress, refs, registry_api, ui
 from ..errors import StepFailed
 from ..registry_api import RegistryDenied, RegistryUnreachable
 from . import Verdict
@@ -172,18 +172,18 @@ def push_image(docker, image_id, target_ref, auth_config, step_name):
     try:
         docker.api.tag(image_id, repository, tag, force=True)
         stream = docker.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
-        progress = _Progress(step_name, target_ref)
-        with progress:
+        reader = _Progress(step_name, target_ref)
+        with reader:
             for chunk in stream:
                 if "error" in chunk or "errorDetail" in chunk:
                     raise _stream_error(target_ref, chunk)
-                progress.update(chunk)
+                reader.update(chunk)
     except docker.sdk_errors() as err:
         raise docker.failure("%s: push of %s" % (step_name, target_ref), err) from None
-    if not progress.digest:
+    if not reader.digest:
         raise StepFailed("%s: push of %s ended without a digest from the daemon" % (step_name, target_ref))
-    ui.say(step_name, "pushed %s %s (%s)" % (target_ref, progress.digest, progress.summary()))
-    return progress.digest
+    ui.say(step_name, "pushed %s %s (%s)" % (target_ref, reader.digest, reader.summary()))
+    return reader.digest
 
 
 def _stream_error(target_ref, chunk):
@@ -198,28 +198,23 @@ def _stream_error(target_ref, chunk):
 
 
 class _Progress:
-    """Layer-by-layer progress: a rich display on a terminal, one summary line otherwise."""
+    """Reads the push stream: the digest, what each layer did, and the bytes sent so
+    far for the shared progress bar (drawn on a terminal only, tasks/progress.py)."""
 
     def __init__(self, step_name, target_ref):
-        self.step_name = step_name
         self.target_ref = target_ref
         self.layers = {}  # layer id -> last status
+        self.sent = {}    # layer id -> bytes sent
         self.digest = None
-        self._rich = None
-        self._bars = {}
+        self._bar_context = progress.bytes_bar("%s: pushing %s" % (step_name, target_ref))
+        self._bar = None
 
     def __enter__(self):
-        if ui.is_terminal():
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-            self._rich = Progress(TextColumn("      {task.description}"), BarColumn(), DownloadColumn(),
-                                  transient=True)
-            self._rich.start()
+        self._bar = self._bar_context.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._rich is not None:
-            self._rich.stop()
+        return self._bar_context.__exit__(*exc)
 
     def update(self, chunk):
         aux = chunk.get("aux") or {}
@@ -229,15 +224,13 @@ class _Progress:
         if not layer or layer == refs.split_tag(self.target_ref)[1]:
             return
         self.layers[layer] = status
-        if self._rich is None:
-            return
-        if layer not in self._bars:
-            self._bars[layer] = self._rich.add_task("%s %s" % (layer, status), total=None)
-        detail = chunk.get("progressDetail") or {}
-        self._rich.update(self._bars[layer], description="%s %s" % (layer, status),
-                          completed=detail.get("current"), total=detail.get("total") or None)
+        current = (chunk.get("progressDetail") or {}).get("current")
+        if current is not None and current > self.sent.get(layer, 0):
+            self._bar.advance(current - self.sent.get(layer, 0))
+            self.sent[layer] = current
 
     def summary(self):
         pushed = sum(1 for status in self.layers.values() if status == "Pushed")
         present = sum(1 for status in self.layers.values() if "exists" in status.lower())
-        return "%d layer%s pushed, %d already there" % (pushed, "s" * (pushed != 1), present)
+        return "%d layer%s pushed (%s), %d already there" % (pushed, "s" * (pushed != 1),
+                                                             progress.human(sum(self.sent.values())), present)

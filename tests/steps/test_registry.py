@@ -1,6 +1,7 @@
 """registry (the lab's registry_up) against a real engine and a real registry container,
 on free ports other than 5000: a user's own registry is never touched."""
 import json
+import subprocess
 
 import pytest
 
@@ -11,15 +12,9 @@ pytestmark = pytest.mark.engine
 
 
 def registry_workflow(project, image, name, port, extra=""):
-    project.workflow("""
-        steps:
-          registry_up:
-            kind: registry
-            image: %s
-            name: %s
-            port: %d
-            bind: 127.0.0.1
-        %s""" % (image, name, port, extra))
+    """registry_up on 127.0.0.1:port; `extra` is more YAML, indented as written."""
+    project.workflow("steps:\n  registry_up:\n    kind: registry\n    image: %s\n    name: %s\n"
+                     "    port: %d\n    bind: 127.0.0.1\n%s" % (image, name, port, extra))
 
 
 @pytest.fixture
@@ -124,3 +119,25 @@ def test_port_taken_is_a_clear_error_and_leaves_no_container(project, names, reg
     assert "port %d is taken" % other.port in failed.output, failed.output
     assert "Traceback" not in failed.output
     assert docker_cli("ps", "-a", "-q", "--filter", "name=^%s$" % name).strip() == ""
+
+
+def test_tls_registry_answers_https_and_takes_a_push(project, names, registries, registry_image, tmp_path,
+                                                      docker_cli, busybox_image):
+    name = names + "-registry"
+    registries.track(name, name + "-data")
+    port = free_port()
+    cert, key = str(tmp_path / "domain.crt"), str(tmp_path / "domain.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    docker_cli("tag", busybox_image, names + "/bb:1")
+    registry_workflow(project, registry_image, name, port,
+                      "    tls_cert: %s\n    tls_key: %s\n" % (cert, key)
+                      + "  push:\n    kind: push\n    needs: [registry_up]\n"
+                      + "    image: %s/bb:1\n    registry: 127.0.0.1:%d\n" % (names, port))
+    first = project.doit("push")
+    assert first.returncode == 0, first.output
+    assert registry_api.v2_status("127.0.0.1:%d" % port, tls=True) == 200
+    assert registry_api.v2_status("127.0.0.1:%d" % port, tls=False) != 200
+    second = project.doit("push")
+    assert "-- registry_up" in second.output and "-- push" in second.output, second.output
