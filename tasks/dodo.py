@@ -1,16 +1,23 @@
 """What a project's dodo.py imports: every step of workflows/*.yaml as a doit task.
 
     from tasks.dodo import DOIT_CONFIG, task_workflows  # noqa: F401
+
+The workflows are loaded when doit imports dodo.py, not later in the task
+creator: doit reads DOIT_CONFIG (default tasks among it) before it asks for tasks,
+and `name=value` arguments are already parsed by then. A WorkflowError raised
+here is a doit InvalidDodoFile: doit prints it and exits 3, no traceback.
 """
 import os
 
 import doit
 
-from . import plan, steps
+from . import plan
 from .report import Reporter
 
 # doit opens its state file before it asks for tasks: the folder must exist now.
 os.makedirs(".dockflow", exist_ok=True)
+
+_task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var))  # cwd: dodo.py's folder
 
 # sqlite3: two runs at once keep both runs' records (dbm.dumb and json lose one).
 DOIT_CONFIG = {
@@ -18,14 +25,12 @@ DOIT_CONFIG = {
     "dep_file": os.path.join(".dockflow", "doit.sqlite3"),
     "reporter": Reporter,
     "verbosity": 2,
+    # `doit` alone does every step but those that are never up to date (prune):
+    # a bare `doit` must not delete anything.
+    "default_tasks": [t["basename"] for t in _task_list if t["uptodate"] != [False]],
 }
 
 
 def task_workflows():
     """Steps of workflows/*.yaml."""
-    project_dir = os.getcwd()  # doit runs from the folder of dodo.py
-    task_list = list(plan.task_dicts(project_dir, override=doit.get_var))
-    # `doit` alone does every step but those that are never up to date (prune).
-    DOIT_CONFIG["default_tasks"] = [
-        t["basename"] for t in task_list if t["uptodate"] != [False]]
-    yield from task_list
+    yield from _task_list

@@ -16,18 +16,20 @@ _verdicts = {}   # step name -> Verdict of its check in this process
 _project = {"dir": "."}  # the project folder of this run: its .dockflow/run.lock
 
 
-def load(project_dir, override=None):
-    """All steps of `project_dir/workflows`, keyed by name; WorkflowError if any is wrong."""
+def load(project_dir, override=None, collect=None):
+    """All steps of `project_dir/workflows`, keyed by name; WorkflowError if any is wrong
+    (with a `collect` list, sound-structure problems are appended to it instead)."""
     cache_dir = os.path.join(project_dir, ".dockflow", "cache")
-    workflows = workflow.load_all(os.path.join(project_dir, "workflows"), cache_dir, override)
-    found, problems = {}, []
+    problems = [] if collect is None else collect
+    workflows = workflow.load_all(os.path.join(project_dir, "workflows"), cache_dir, override, problems)
+    found = {}
     for flow in workflows:
         for name, step in flow.steps.items():
             if name in found:
                 problems.append("%s: step %r is also defined at %s; step names are doit task names "
                                 "and must be unique across workflows/" % (step.where(), name, found[name].where()))
             found[name] = step
-    if problems:
+    if problems and collect is None:
         raise WorkflowError(problems)
     return found
 
@@ -45,18 +47,18 @@ def dependencies(all_steps):
     deps = {}
     for name, step in all_steps.items():
         needed = set()
-        for index, other in enumerate(step.spec.get("needs", [])):
-            if other not in all_steps:
-                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, _suggest(other, all_steps)))
-            else:
-                needed.add(other)
         for item in _safe(step, "inputs", problems):
             key = _key(item)
             if key in producers:
                 needed.add(producers[key])
             if key[0] == "file":
                 needed.update(producers_below.get(key[1], ()))
-        needed.discard(name)
+        needed.discard(name)  # reading what it makes itself is no dependency; `needs: [self]` is a cycle
+        for index, other in enumerate(step.spec.get("needs", [])):
+            if other not in all_steps:
+                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, _suggest(other, all_steps)))
+            else:
+                needed.add(other)
         deps[name] = sorted(needed)
     cycle = graph.find_cycle(deps)
     if cycle:
@@ -97,23 +99,46 @@ def _suggest(name, all_steps):
 
 
 def step_problems(all_steps):
-    problems = []
-    for step in all_steps.values():
-        check = getattr(steps.module_for(step.kind), "problems", None)
-        if check:
-            try:
-                problems.extend(check(step))
-            except StepFailed as err:
-                problems.append("%s: %s" % (step.where(), err))
+    """Raise WorkflowError with every step kind's own load-time problems, if any."""
+    problems = step_problem_list(all_steps)
     if problems:
         raise WorkflowError(problems)
 
 
+def step_problem_list(all_steps, skip=()):
+    """Each step kind's own load-time checks (paths exist, references are valid)."""
+    problems = []
+    for name, step in all_steps.items():
+        check = getattr(steps.module_for(step.kind), "problems", None)
+        if check and name not in skip:
+            try:
+                problems.extend(check(step))
+            except StepFailed as err:
+                problems.append("%s: %s" % (step.where(), err))
+    return problems
+
+
+def checked_steps(project_dir, override=None):
+    """(steps, deps) of the project; every definition problem of every file in one
+    WorkflowError, before anything touches Docker."""
+    problems = []
+    all_steps = load(project_dir, override, collect=problems)
+    # A step whose definition is already wrong would only repeat it in its own checks.
+    flawed = {name for name in all_steps if any("steps.%s" % name in p.split(": ", 2)[1] for p in problems
+                                                 if p.count(": ") >= 2)}
+    problems += step_problem_list(all_steps, skip=flawed)
+    try:
+        deps = dependencies(all_steps)
+    except WorkflowError as err:
+        problems += err.problems
+    if problems:
+        raise WorkflowError(problems)
+    return all_steps, deps
+
+
 def task_dicts(project_dir, override=None):
     """What dodo.py yields to doit."""
-    all_steps = load(project_dir, override)
-    step_problems(all_steps)
-    deps = dependencies(all_steps)
+    all_steps, deps = checked_steps(project_dir, override)
     _steps.clear()
     _steps.update(all_steps)
     _project["dir"] = project_dir

@@ -75,8 +75,11 @@ class Step:
         return self.workflow.variables.expand(self.definition())
 
 
-def load_file(path, cache_dir, override=None):
-    """A checked Workflow, or WorkflowError listing every problem in the file."""
+def load_file(path, cache_dir, override=None, collect=None):
+    """A checked Workflow, or WorkflowError listing every problem in the file.
+    With a `collect` list, problems that leave the file's structure sound (an
+    undefined variable, a reserved step name) are appended to it instead, and the
+    Workflow is returned, so that later checks can report theirs in the same run."""
     with open(path, "rb") as handle:
         raw = handle.read()
     schema_raw = _read_schema()
@@ -88,9 +91,14 @@ def load_file(path, cache_dir, override=None):
     except (OSError, ValueError):
         cached = None
     if cached is None:
-        document, marks = _parse_and_check(path, raw, schema_raw)
+        document, marks, problems = _parse_and_check(path, raw, schema_raw)
         cached = {"document": document, "marks": marks}
-        files.write_atomic(cache_path, json.dumps(cached).encode())
+        if problems and collect is None:
+            raise WorkflowError(problems)
+        if problems:
+            collect.extend(problems)
+        else:
+            files.write_atomic(cache_path, json.dumps(cached).encode())
     marks = {k: tuple(v) for k, v in cached["marks"].items()}
     return Workflow(os.path.abspath(path), cached["document"], marks, override)
 
@@ -110,10 +118,10 @@ def _parse_and_check(path, raw, schema_raw):
     display = os.path.relpath(path)
     document, marks = parse_yaml(display, raw)
     problems = schema_problems(display, document, marks, json.loads(schema_raw))
-    problems += static_problems(display, document, marks)
+    static = static_problems(display, document, marks)
     if problems:
-        raise WorkflowError(problems)
-    return document, marks
+        raise WorkflowError(problems + static)
+    return document, marks, static
 
 
 def parse_yaml(display, raw):
@@ -251,8 +259,9 @@ def static_problems(display, document, marks):
     return problems
 
 
-def load_all(workflow_dir, cache_dir, override=None):
-    """Every *.yaml / *.yml under `workflow_dir` (not in sub-folders), checked together."""
+def load_all(workflow_dir, cache_dir, override=None, collect=None):
+    """Every *.yaml / *.yml under `workflow_dir` (not in sub-folders), checked together.
+    `collect`: as for load_file; files whose structure is broken still raise."""
     try:
         names = sorted(n for n in os.listdir(workflow_dir) if n.endswith((".yaml", ".yml")))
     except FileNotFoundError:
@@ -260,11 +269,11 @@ def load_all(workflow_dir, cache_dir, override=None):
     workflows, problems = [], []
     for name in names:
         try:
-            workflows.append(load_file(os.path.join(workflow_dir, name), cache_dir, override))
+            workflows.append(load_file(os.path.join(workflow_dir, name), cache_dir, override, collect))
         except WorkflowError as err:
             problems.extend(err.problems)
     if problems:
-        raise WorkflowError(problems)
+        raise WorkflowError(problems + (collect or []))
     return workflows
 
 
