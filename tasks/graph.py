@@ -1,4 +1,7 @@
-"""Dependency order of steps, and the cycle spelled out when there is one."""
+"""Dependency order of steps, and the cycle spelled out when there is one.
+
+Both walks are iterative: a chain of thousands of steps must not hit Python's
+recursion limit (a RecursionError would reach the user as a traceback)."""
 
 
 class CycleError(Exception):
@@ -10,26 +13,23 @@ class CycleError(Exception):
 def find_cycle(deps):
     """A list like [a, b, a] if `deps` (name -> names it needs) has a cycle, else None."""
     state = {}  # name -> "visiting" | "done"
-
-    def visit(name, trail):
-        state[name] = "visiting"
-        trail.append(name)
-        for dep in deps.get(name, ()):
-            if state.get(dep) == "visiting":
-                return trail[trail.index(dep):] + [dep]
-            if dep not in state:
-                found = visit(dep, trail)
-                if found:
-                    return found
-        trail.pop()
-        state[name] = "done"
-        return None
-
-    for name in sorted(deps):
-        if name not in state:
-            found = visit(name, [])
-            if found:
-                return found
+    for start in sorted(deps):
+        if start in state:
+            continue
+        state[start] = "visiting"
+        trail, stack = [start], [iter(deps.get(start, ()))]
+        while stack:
+            for dep in stack[-1]:
+                if state.get(dep) == "visiting":
+                    return trail[trail.index(dep):] + [dep]
+                if dep not in state:
+                    state[dep] = "visiting"
+                    trail.append(dep)
+                    stack.append(iter(deps.get(dep, ())))
+                    break
+            else:
+                state[trail.pop()] = "done"
+                stack.pop()
     return None
 
 
@@ -39,15 +39,19 @@ def topological_order(deps):
     if cycle:
         raise CycleError(cycle)
     order, seen = [], set()
-
-    def visit(name):
-        if name in seen:
-            return
-        seen.add(name)
-        for dep in sorted(deps.get(name, ())):
-            visit(dep)
-        order.append(name)
-
-    for name in sorted(deps):
-        visit(name)
+    for start in sorted(deps):
+        if start in seen:
+            continue
+        seen.add(start)
+        trail, stack = [start], [iter(sorted(deps.get(start, ())))]
+        while stack:
+            for dep in stack[-1]:
+                if dep not in seen:
+                    seen.add(dep)
+                    trail.append(dep)
+                    stack.append(iter(sorted(deps.get(dep, ()))))
+                    break
+            else:
+                order.append(trail.pop())
+                stack.pop()
     return order

@@ -1,0 +1,102 @@
+"""Steps -> dependencies: implied by images and files, explicit `needs:`, and the
+definition errors found before anything runs (no engine is touched here)."""
+import textwrap
+
+import pytest
+
+from tasks import plan
+from tasks.errors import WorkflowError
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    class Proj:
+        def write(self, relpath, text):
+            path = tmp_path / relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+
+        def deps(self):
+            return plan.dependencies(plan.load(str(tmp_path)))
+
+        def problems(self):
+            with pytest.raises(WorkflowError) as caught:
+                self.deps()
+            return caught.value.problems
+
+    return Proj()
+
+
+def lab(proj, extra=""):
+    proj.write("workflows/base/Dockerfile", "ARG BASE=lab/busybox:1\nFROM ${BASE}\n")
+    proj.write("workflows/app/Dockerfile", "FROM docker.io/library/basic-base:latest AS b\nFROM b\n")
+    proj.write("workflows/lab.yaml", """
+        steps:
+          rootfs: {kind: import, image: lab/busybox:1, files: {bin/sh: /bin/sh}}
+          build_base: {kind: build, context: base, image: basic-base}
+          build_app: {kind: build, context: app, image: basic-app}
+          tag: {kind: tag, source: basic-app, tags: ["me/basic-app:1.0.0"]}
+          other: {kind: tag, source: somewhere/else, tags: ["x:1"]}
+        """ + textwrap.indent(textwrap.dedent(extra), "  "))
+
+
+def test_implied_dependencies(proj):
+    lab(proj)
+    assert proj.deps() == {"rootfs": [], "build_base": ["rootfs"], "build_app": ["build_base"],
+                           "tag": ["build_app"], "other": []}
+
+
+def test_explicit_needs_add_to_implied(proj):
+    lab(proj, "  late: {kind: tag, source: a, tags: [b], needs: [other, tag]}\n")
+    assert proj.deps()["late"] == ["other", "tag"]
+
+
+def test_unknown_needs_with_did_you_mean(proj):
+    lab(proj, "  late: {kind: tag, source: a, tags: [b], needs: [buld_app, zzz]}\n")
+    assert proj.problems() == [
+        "workflows/lab.yaml:8:51: steps.late.needs.0: unknown step 'buld_app' (did you mean 'build_app'?)",
+        "workflows/lab.yaml:8:61: steps.late.needs.1: unknown step 'zzz'",
+    ]
+
+
+def test_cycle_through_needs_and_images(proj):
+    proj.write("workflows/lab.yaml", """
+        steps:
+          build_a: {kind: tag, source: img/b, tags: [img/a], doc: makes a from b}
+          build_b: {kind: tag, source: img/a, tags: [img/b]}
+          c: {kind: tag, source: x, tags: [y], needs: [c]}
+        """)
+    assert proj.problems() == [
+        "workflows/lab.yaml:3:3: steps.build_a: dependency cycle: build_a -> build_b -> build_a",
+    ]
+
+
+def test_self_need_is_a_cycle(proj):
+    proj.write("workflows/lab.yaml", "steps:\n  c: {kind: tag, source: x, tags: [y], needs: [c]}\n")
+    assert proj.problems() == ["workflows/lab.yaml:2:3: steps.c: dependency cycle: c -> c"]
+
+
+def test_names_unique_across_files(proj):
+    proj.write("workflows/a.yaml", "steps:\n  tag: {kind: tag, source: x, tags: [y]}\n")
+    proj.write("workflows/b.yaml", "\nsteps:\n  tag: {kind: tag, source: x, tags: [z]}\n")
+    with pytest.raises(WorkflowError) as caught:
+        plan.load(".")
+    assert caught.value.problems == [
+        "workflows/b.yaml:3:3: steps.tag: step 'tag' is also defined at workflows/a.yaml:2:3: steps.tag; "
+        "step names are doit task names and must be unique across workflows/"]
+
+
+def test_cycle_through_doit_before_anything_runs(offline_project):
+    """`doit build_a` on a cycle: exit 3, the cycle spelled out, no engine asked."""
+    offline_project.workflow("""
+        steps:
+          build_a: {kind: tag, source: img/b, tags: [img/a]}
+          build_b: {kind: tag, source: img/a, tags: [img/b], needs: [build_c]}
+        """)
+    done = offline_project.doit("build_a")
+    assert done.returncode == 3, done.output
+    assert "workflows/flow.yaml:3:3: steps.build_a: dependency cycle: build_a -> build_b -> build_a" in done.output
+    assert "unknown step 'build_c' (did you mean 'build_b'?)" in done.output
+    assert "Traceback" not in done.output and "docker.sock" not in done.output
