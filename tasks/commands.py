@@ -1,0 +1,409 @@
+"""doit commands that show a workflow instead of running it.
+
+    doit validate            every workflow file checked; every error with file:line:col
+    doit plan [TASK...]      what would run, in what order, and why; runs nothing
+    doit graph [-o FILE]     the dependency graph as SVG (and PNG where Graphviz is installed)
+    doit layers IMAGE        docker history with the base image's share and the dangling images
+
+doit 0.37 reads them from the project's pyproject.toml:
+
+    [tool.doit.plugins.command]
+    validate = "tasks.commands:Validate"
+
+(doit hoists `tool.doit.plugins.command` to its COMMAND plugin table; an installed
+dockflow also offers them through the `doit.COMMAND` entry-point group.) A plugin
+module is imported only when its command is typed, so `doit build_app` pays nothing.
+
+`validate` and `layers` are plain commands: they never load dodo.py, so a broken
+workflow (which stops every task command with exit 3) is still reported in full.
+`plan` and `graph` load the tasks as `doit info` does, read each step's saved values
+from doit's state file, and ask each step kind's check(): inspections only, nothing
+in the engine or the state file is changed.
+"""
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+from xml.sax.saxutils import escape
+
+from doit.cmd_base import Command, DoitCmdBase, check_tasks_exist
+
+from . import engine, graph, plan, steps, workflow
+from .errors import StepFailed, WorkflowError
+from .files import write_atomic
+
+# Exit code of a definition error, as doit uses it when a dodo.py cannot load.
+DEFINITION_ERROR = 3
+
+UP_TO_DATE, WILL_RUN, MAY_RUN, FAILS = "up to date", "will run", "may run", "fails"
+STATE_COLOURS = {UP_TO_DATE: "#d9f2d9", WILL_RUN: "#ffe0b3", MAY_RUN: "#fff7cc", FAILS: "#f7c6c6"}
+
+
+# --- validate -----------------------------------------------------------------
+class Validate(Command):
+    name = "validate"
+    doc_purpose = "check every workflow file; print every error with file:line:col and path"
+    doc_usage = ""
+    doc_description = ("Reads workflows/*.yaml of the current folder: YAML, schema, variables, "
+                       "each step kind's own checks, references and cycles. Exit 0 when all is well, "
+                       "%d otherwise. Touches no Docker engine." % DEFINITION_ERROR)
+
+    def execute(self, params, args):
+        file_count, step_count, problems = validate_project(os.getcwd())
+        for problem in problems:
+            print(problem)
+        if problems:
+            print("%d error%s in %d workflow file%s" % (len(problems), "s" * (len(problems) != 1),
+                                                       file_count, "s" * (file_count != 1)), file=sys.stderr)
+            return DEFINITION_ERROR
+        print("%d workflow file%s, %d step%s: OK" % (file_count, "s" * (file_count != 1),
+                                                     step_count, "s" * (step_count != 1)))
+        return 0
+
+
+def validate_project(project_dir):
+    """(number of workflow files, number of steps, every problem found)."""
+    workflow_dir = os.path.join(project_dir, "workflows")
+    cache_dir = os.path.join(project_dir, ".dockflow", "cache")
+    try:
+        names = sorted(n for n in os.listdir(workflow_dir) if n.endswith((".yaml", ".yml")))
+    except FileNotFoundError:
+        return 0, 0, ["%s: no such folder; put workflow files in workflows/" % os.path.relpath(workflow_dir)]
+    problems, complete = [], True
+    try:
+        all_steps = plan.load(project_dir)
+    except WorkflowError as err:
+        problems.extend(err.problems)
+        complete = False
+        all_steps = {}  # the files that did load still get their steps checked
+        for name in names:
+            try:
+                flow = workflow.load_file(os.path.join(workflow_dir, name), cache_dir)
+            except WorkflowError:
+                continue
+            for step_name, step in flow.steps.items():
+                all_steps.setdefault(step_name, step)
+    # References are checked only when every file loaded: a step of a broken file
+    # would otherwise be reported as unknown.
+    for check in (plan.step_problems, plan.dependencies) if complete else (plan.step_problems,):
+        try:
+            check(all_steps)
+        except WorkflowError as err:
+            problems.extend(err.problems)
+    return len(names), len(all_steps), problems
+
+
+# --- plan ---------------------------------------------------------------------
+class Plan(DoitCmdBase):
+    name = "plan"
+    doc_purpose = "show what would run, in what order, and why; runs nothing"
+    doc_usage = "[TASK ...]"
+    doc_description = ("Asks each step's up-to-date check (the same one `doit` uses) and prints the steps "
+                       "the given tasks need, dependencies first. `may run` means up to date now but "
+                       "checked again after a step it needs has run.")
+
+    def _execute(self, pos_args):
+        rows = assess_tasks(self, pos_args)
+        self.outstream.write(format_plan(rows))
+        return 0
+
+
+def assess_tasks(command, pos_args):
+    """Rows for the selected tasks of a DoitCmdBase command; closes its state file."""
+    try:
+        tasks = {t.name: t for t in command.task_list}
+        check_tasks_exist(tasks, pos_args)
+        all_steps = plan.load(os.getcwd(), override=_doit_vars())
+        selected = pos_args or [n for n in (command.sel_tasks or []) if n in all_steps] or sorted(all_steps)
+        return assess(all_steps, plan.dependencies(all_steps), selected, command.dep_manager.get_values)
+    finally:
+        command.dep_manager.close()
+
+
+def _doit_vars():
+    import doit
+
+    return doit.get_var
+
+
+def assess(all_steps, deps, selected, saved_values):
+    """[(name, kind, state, reason, deps)] for `selected` and what they need, in run order.
+
+    Nothing is run: each step's check() inspects the engine. A step that is up to
+    date now but needs a step that will run is `may run`: doit checks it again then.
+    """
+    needed, todo = set(), list(selected)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(deps[name])
+    order = graph.topological_order({name: deps[name] for name in needed})
+    states, rows = {}, []
+    for name in order:
+        step = all_steps[name]
+        module = steps.module_for(step.kind)
+        upstream = [d for d in deps[name] if states[d] in (WILL_RUN, MAY_RUN)]
+        after = "checked again after %s" % ", ".join(upstream)
+        if getattr(module, "ALWAYS_RUN", False):
+            state, reason = WILL_RUN, "runs every time"
+        else:
+            try:
+                verdict = module.check(step, saved_values(name) or {})
+            except StepFailed as err:
+                verdict = steps.Verdict(False, error=err)
+            if verdict.error:
+                state, reason = (MAY_RUN, "%s (now: %s)" % (after, verdict.error)) if upstream \
+                    else (FAILS, str(verdict.error))
+            elif not verdict.current:
+                state, reason = WILL_RUN, verdict.reason or "out of date"
+            elif upstream:
+                state, reason = MAY_RUN, "up to date now; " + after
+            else:
+                state, reason = UP_TO_DATE, ""
+        states[name] = state
+        rows.append((name, step.kind, state, reason, deps[name]))
+    return rows
+
+
+def format_plan(rows):
+    width = max([len(r[0]) for r in rows] + [4])
+    lines = ["plan: %d step%s, in the order doit would take them" % (len(rows), "s" * (len(rows) != 1))]
+    for index, (name, kind, state, reason, _deps) in enumerate(rows, 1):
+        lines.append("%3d. %-*s  %-10s %s" % (index, width, name, state, reason))
+    counts = [(s, sum(1 for r in rows if r[2] == s)) for s in (WILL_RUN, MAY_RUN, FAILS, UP_TO_DATE)]
+    lines.append(", ".join("%d %s" % (n, s) for s, n in counts if n) + ". Nothing was run.")
+    return "\n".join(lines) + "\n"
+
+
+# --- graph --------------------------------------------------------------------
+class Graph(DoitCmdBase):
+    name = "graph"
+    doc_purpose = "draw the dependency graph with each step's state as SVG (and PNG with Graphviz)"
+    doc_usage = "[-o FILE] [TASK ...]"
+    doc_description = ("Each step is a box coloured by its state (up to date, will run, may run, fails); "
+                       "an arrow goes from a step to each step that needs it. Runs nothing.")
+    cmd_options = ({"name": "output", "short": "o", "long": "output", "type": str,
+                    "default": os.path.join("build", "workflow-graph.svg"),
+                    "help": "SVG file to write [default: %(default)s]; a PNG beside it when `dot` is installed"},)
+
+    def _execute(self, pos_args, output):
+        rows = assess_tasks(self, pos_args)
+        write_atomic(output, render_svg(rows).encode())
+        written = [output]
+        dot = shutil.which("dot")
+        if dot:
+            png = os.path.splitext(output)[0] + ".png"
+            done = subprocess.run([dot, "-Tpng"], input=render_dot(rows).encode(), capture_output=True)
+            if done.returncode == 0:
+                write_atomic(png, done.stdout)
+                written.append(png)
+            else:
+                print("graph: dot failed: %s" % done.stderr.decode(errors="replace").strip(), file=sys.stderr)
+        self.outstream.write("graph: %d steps written to %s\n" % (len(rows), " and ".join(written)))
+        return 0
+
+
+def _layers(rows):
+    """Column of each step: the longest chain of steps it needs."""
+    depth = {}
+    for name, _kind, _state, _reason, deps in rows:  # rows are in dependency order
+        depth[name] = 1 + max([depth[d] for d in deps if d in depth], default=-1)
+    return depth
+
+
+def render_svg(rows):
+    """A standalone SVG: columns by dependency depth, boxes coloured by state."""
+    depth = _layers(rows)
+    box_w = max([len(r[0]) for r in rows] + [14]) * 8 + 24
+    box_h, gap_x, gap_y, margin = 44, 60, 18, 20
+    columns = {}
+    position = {}
+    for name, *_rest in rows:
+        column = columns.setdefault(depth[name], [])
+        position[name] = (margin + depth[name] * (box_w + gap_x), margin + len(column) * (box_h + gap_y))
+        column.append(name)
+    width = margin * 2 + (max(columns, default=0) + 1) * (box_w + gap_x) - gap_x
+    legend_y = margin + max([len(c) for c in columns.values()] + [0]) * (box_h + gap_y)
+    height = legend_y + 40
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+           'font-family="sans-serif" font-size="12">' % (width, height, width, height),
+           '<title>dockflow workflow graph</title>',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
+    for name, _kind, _state, _reason, deps in rows:
+        x2, y2 = position[name]
+        for dep in deps:
+            if dep in position:
+                x1, y1 = position[dep]
+                out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#555" marker-end="url(#arrow)"/>'
+                           % (x1 + box_w, y1 + box_h // 2, x2, y2 + box_h // 2))
+    for name, kind, state, reason, _deps in rows:
+        x, y = position[name]
+        out.append('<g class="step" id="step-%s"><title>%s</title>' % (escape(name), escape(
+            "%s (%s): %s%s" % (name, kind, state, ": " + reason if reason else ""))))
+        out.append('<rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="%s" stroke="#333"/>'
+                   % (x, y, box_w, box_h, STATE_COLOURS[state]))
+        out.append('<text x="%d" y="%d" font-weight="bold">%s</text>' % (x + 10, y + 18, escape(name)))
+        out.append('<text x="%d" y="%d" fill="#333">%s · %s</text></g>' % (x + 10, y + 35, escape(kind),
+                                                                           escape(state)))
+    x = margin
+    for state, colour in STATE_COLOURS.items():
+        out.append('<rect x="%d" y="%d" width="14" height="14" fill="%s" stroke="#333"/>' % (x, legend_y + 10, colour))
+        out.append('<text x="%d" y="%d">%s</text>' % (x + 20, legend_y + 22, escape(state)))
+        x += 110
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def render_dot(rows):
+    """The same graph in Graphviz's language, for `dot -Tpng`."""
+    def quote(text):
+        return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+    lines = ["digraph workflow {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname=sans];']
+    for name, kind, state, _reason, _deps in rows:
+        lines.append("  %s [label=%s, fillcolor=%s];" % (quote(name), quote("%s\n%s · %s" % (name, kind, state)),
+                                                         quote(STATE_COLOURS[state])))
+    for name, _kind, _state, _reason, deps in rows:
+        lines.extend("  %s -> %s;" % (quote(dep), quote(name)) for dep in deps)
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+# --- layers -------------------------------------------------------------------
+class Layers(Command):
+    name = "layers"
+    doc_purpose = "show an image's layers as docker history does, its base's share, and the dangling images"
+    doc_usage = "IMAGE [--base IMAGE] [--json FILE]"
+    doc_description = ("Exercises 3.01 and 3.02: each history entry's instruction and size, which of them "
+                       "come from the base image (the nearest tagged image in its history, or --base), the "
+                       "total, and the dangling <none> images with their sizes (Exercise 3.01 step 7). "
+                       "Reads the engine of DOCKER_HOST (default: the local socket); changes nothing.")
+    cmd_options = (
+        {"name": "base", "long": "base", "type": str, "default": "",
+         "help": "the base image to compare with [default: the nearest tagged image in its history]"},
+        {"name": "json", "long": "json", "type": str, "default": "", "help": "also write the report as JSON here"},
+        {"name": "no_trunc", "long": "no-trunc", "type": bool, "default": False,
+         "help": "do not shorten instructions"},
+    )
+
+    def parse_execute(self, in_args):
+        # doit's parser stops at the first word that is not an option: accept
+        # `doit layers IMAGE --json FILE` as well as `doit layers --json FILE IMAGE`.
+        if in_args and not in_args[0].startswith("-"):
+            in_args = in_args[1:] + in_args[:1]
+        return super().parse_execute(in_args)
+
+    def execute(self, params, args):
+        if len(args) != 1:
+            print("usage: doit layers IMAGE [--base IMAGE] [--json FILE]", file=sys.stderr)
+            return DEFINITION_ERROR
+        try:
+            report = layer_report(engine.get(engine.default_host()), args[0], params["base"] or None)
+        except StepFailed as err:
+            print("layers: %s" % err, file=sys.stderr)
+            return 1
+        sys.stdout.write(format_layers(report, truncate=not params["no_trunc"]))
+        if params["json"]:
+            write_atomic(params["json"], (json.dumps(report, indent=2) + "\n").encode())
+            print("report written to %s" % params["json"])
+        return 0
+
+
+def layer_report(docker, image_ref, base_ref=None):
+    """docker history of `image_ref`, its base's share, and the dangling images, as plain data."""
+    image = docker.inspect_image(image_ref)
+    if image is None:
+        raise StepFailed("the engine %s has no image %s" % (docker.host, image_ref))
+    history = _history(docker, image_ref)
+    if base_ref is None:  # the nearest tagged image below the top, as docker history lists it
+        base_ref = next((entry["tags"][0] for entry in history[1:] if entry["tags"]), None)
+    base = docker.inspect_image(base_ref) if base_ref else None
+    if base_ref and base is None:
+        raise StepFailed("the engine %s has no base image %s" % (docker.host, base_ref))
+    shared_entries = shared_layers = shared_size = 0
+    if base is not None:
+        base_history = _history(docker, base["Id"])
+        for mine, theirs in zip(reversed(history), reversed(base_history)):
+            if (mine["created"], mine["created_by"], mine["size"]) != \
+                    (theirs["created"], theirs["created_by"], theirs["size"]):
+                break
+            shared_entries += 1
+        image_layers, base_layers = image["RootFS"].get("Layers", []), base["RootFS"].get("Layers", [])
+        while shared_layers < min(len(image_layers), len(base_layers)) \
+                and image_layers[shared_layers] == base_layers[shared_layers]:
+            shared_layers += 1
+        shared_size = base["Size"] if shared_layers == len(base_layers) else \
+            sum(entry["size"] for entry in history[len(history) - shared_entries:])
+    for index, entry in enumerate(history):
+        entry["from_base"] = index >= len(history) - shared_entries
+    try:
+        dangling = docker.api.images(filters={"dangling": True})
+    except docker.sdk_errors() as err:
+        raise docker.failure("list dangling images", err) from None
+    dangling = [{"id": d["Id"], "created": _iso(d["Created"]), "size": d["Size"]} for d in dangling]
+    return {
+        "image": image_ref, "id": image["Id"], "total_size": image["Size"],
+        "layers": len(image["RootFS"].get("Layers", [])),
+        "base": {"image": base_ref, "id": base["Id"], "size": base["Size"]} if base else None,
+        "shared_entries": shared_entries, "shared_layers": shared_layers, "shared_size": shared_size,
+        "own_size": image["Size"] - shared_size,
+        "history": history,
+        "dangling": dangling, "dangling_size": sum(d["size"] for d in dangling),
+    }
+
+
+def _history(docker, ref):
+    try:
+        entries = docker.api.history(ref)
+    except docker.sdk_errors() as err:
+        raise docker.failure("history of %s" % ref, err) from None
+    return [{"id": e["Id"] if e["Id"] != "<missing>" else None, "created": _iso(e["Created"]),
+             "created_by": e.get("CreatedBy", ""), "size": e.get("Size", 0), "comment": e.get("Comment", ""),
+             "tags": [t for t in (e.get("Tags") or []) if t != "<none>:<none>"]} for e in entries]
+
+
+def _iso(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def human_size(size):
+    """Sizes as the docker CLI prints them: decimal units, 3 significant digits (476kB, 5.6MB)."""
+    size = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return "%.3g%s" % (size, unit)
+        size /= 1000
+
+
+def format_layers(report, truncate=True):
+    def short(text, width=45):
+        text = " ".join(text.split())
+        return text if not truncate or len(text) <= width else text[:width - 1] + "…"
+
+    base = report["base"]
+    lines = ["%s (%s): %d history entries, %d layers, %s" % (
+        report["image"], report["id"][7:19], len(report["history"]), report["layers"],
+        human_size(report["total_size"])),
+        "%-12s  %-20s  %-45s  %8s  %s" % ("IMAGE", "CREATED", "CREATED BY", "SIZE", "")]
+    for entry in report["history"]:
+        lines.append("%-12s  %-20s  %-45s  %8s  %s" % (
+            entry["id"][7:19] if entry["id"] else "<missing>", entry["created"], short(entry["created_by"]),
+            human_size(entry["size"]), "base" if entry["from_base"] else ""))
+    if base:
+        lines.append("total %s: %s own, %s shared with base %s (%d of %d entries, %d of %d layers)" % (
+            human_size(report["total_size"]), human_size(report["own_size"]), human_size(report["shared_size"]),
+            base["image"], report["shared_entries"], len(report["history"]), report["shared_layers"],
+            report["layers"]))
+    else:
+        lines.append("total %s; no base image found (imported, or pulled without its base; "
+                     "name one with --base)" % human_size(report["total_size"]))
+    lines.append("dangling images (<none>:<none>): %d, %s%s" % (
+        len(report["dangling"]), human_size(report["dangling_size"]),
+        "; `docker image prune` removes them" if report["dangling"] else ""))
+    for item in report["dangling"]:
+        lines.append("  %-12s  %-20s  %8s" % (item["id"][7:19], item["created"], human_size(item["size"])))
+    return "\n".join(lines) + "\n"
