@@ -1,0 +1,121 @@
+"""import against a real engine: a root filesystem -> an image, no registry."""
+import os
+import tarfile
+
+import pytest
+
+from tests.conftest import BUSYBOX
+
+pytestmark = pytest.mark.engine
+
+
+def image_id(docker_cli, ref):
+    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
+
+
+def run_in(docker_cli, ref, *command):
+    return docker_cli("run", "--rm", ref, *command)
+
+
+def files_flow(project, names, extra=""):
+    project.workflow("""
+        steps:
+          rootfs:
+            kind: import
+            doc: busybox from host files
+            image: %s/base:1
+            files: {bin/busybox: %s, etc/motd: ../motd}
+            symlinks: {bin/sh: busybox, bin/cat: busybox}
+            changes: ['CMD ["sh"]']
+        %s""" % (names, BUSYBOX, extra))
+
+
+def test_files_and_symlinks_run_twice(project, names, docker_cli):
+    project.write("motd", "hello\n")
+    files_flow(project, names)
+    first = project.doit("rootfs")
+    assert first.returncode == 0, first.output
+    assert "importing %s/base:1: the engine has no such image" % names in first.output
+    ref = names + "/base:1"
+    assert run_in(docker_cli, ref, "cat", "/etc/motd") == "hello\n"
+    assert run_in(docker_cli, ref, "sh", "-c", "echo from-sh") == "from-sh\n"
+    first_id = image_id(docker_cli, ref)
+    second = project.doit("rootfs")
+    assert second.returncode == 0, second.output
+    assert "-- rootfs" in second.output and "importing" not in second.output
+    assert image_id(docker_cli, ref) == first_id
+
+
+def test_changed_host_file_reimports(project, names, docker_cli):
+    project.write("motd", "hello\n")
+    files_flow(project, names)
+    assert project.doit("rootfs").returncode == 0
+    first_id = image_id(docker_cli, names + "/base:1")
+    os.utime(project.path("motd"), (1, 1))  # touched, same content
+    assert "-- rootfs" in project.doit("rootfs").output
+    project.write("motd", "changed\n")
+    again = project.doit("rootfs")
+    assert again.returncode == 0, again.output
+    assert "re-importing %s/base:1: its root filesystem or definition changed" % names in again.output
+    assert image_id(docker_cli, names + "/base:1") != first_id
+    assert run_in(docker_cli, names + "/base:1", "cat", "/etc/motd") == "changed\n"
+
+
+def test_from_a_folder(project, names, docker_cli):
+    os.makedirs(project.path("rootfs/bin"))
+    os.makedirs(project.path("rootfs/srv/data"))
+    with open(BUSYBOX, "rb") as source, open(project.path("rootfs/bin/busybox"), "wb") as target:
+        target.write(source.read())
+    os.chmod(project.path("rootfs/bin/busybox"), 0o755)
+    os.symlink("busybox", project.path("rootfs/bin/cat"))
+    project.write("rootfs/srv/data/file.txt", "in a folder\n")
+    project.workflow("""
+        steps:
+          fromdir: {kind: import, image: %s/dir, rootfs: ../rootfs}
+        """ % names)
+    assert project.doit("fromdir").returncode == 0
+    assert run_in(docker_cli, names + "/dir", "/bin/cat", "/srv/data/file.txt") == "in a folder\n"
+    assert "-- fromdir" in project.doit("fromdir").output
+    project.write("rootfs/srv/data/new.txt", "new\n")
+    again = project.doit("fromdir")
+    assert "re-importing" in again.output, again.output
+
+
+def test_from_a_tar(project, names, docker_cli):
+    tar_path = project.path("rootfs.tar")
+    with tarfile.open(tar_path, "w") as archive:
+        archive.add(BUSYBOX, arcname="bin/busybox")
+        link = tarfile.TarInfo("bin/echo")
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        archive.addfile(link)
+    project.workflow("""
+        steps:
+          fromtar: {kind: import, image: %s/tar:2, tar: ../rootfs.tar, changes: ['ENV GREETING=hi']}
+        """ % names)
+    first = project.doit("fromtar")
+    assert first.returncode == 0, first.output
+    assert run_in(docker_cli, names + "/tar:2", "/bin/echo", "ok") == "ok\n"
+    assert docker_cli("image", "inspect", "-f", "{{.Config.Env}}", names + "/tar:2").strip() == "[GREETING=hi]"
+    assert "-- fromtar" in project.doit("fromtar").output
+
+
+def test_removed_image_is_imported_again(project, names, docker_cli):
+    project.write("motd", "hello\n")
+    files_flow(project, names)
+    assert project.doit("rootfs").returncode == 0
+    docker_cli("rmi", names + "/base:1")
+    again = project.doit("rootfs")
+    assert "importing %s/base:1: the engine has no such image" % names in again.output
+    assert image_id(docker_cli, names + "/base:1")
+
+
+def test_missing_sources_are_definition_errors(project, names):
+    project.workflow("""
+        steps:
+          bad: {kind: import, image: %s/x, files: {bin/busybox: /no/such/busybox}, rootfs: ../nowhere}
+        """ % names)
+    done = project.doit("bad")
+    assert done.returncode == 3, done.output
+    assert "steps.bad.rootfs: ../nowhere does not exist" in done.output
+    assert "steps.bad.files.bin/busybox: /no/such/busybox does not exist on this machine" in done.output
+    assert "Traceback" not in done.output
