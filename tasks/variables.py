@@ -93,7 +93,7 @@ class Variables:
         raise StepFailed("variable ${%s} has no source" % name)
 
     def _from_file(self, name, source):
-        path = os.path.join(self.base_dir, source["file"])
+        path = os.path.normpath(os.path.join(self.base_dir, source["file"]))
         try:
             with open(path, encoding="utf-8") as handle:
                 value = handle.read().strip()
