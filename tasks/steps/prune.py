@@ -366,24 +366,30 @@ def _carry_out(step, docker, survey, plan):
             pass
         except sdk.errors.APIError as err:
             ui.warn(step.name, "container %s not removed: %s" % (_container_name(container), err.explanation))
-    deleted, done_images, done_tags = set(), [], []
-    for target, image in [(tag, image) for image, tag in plan.tags] + [(i["Id"], i) for i in plan.images]:
+    # A tagged image goes tag by tag (rmi by id refuses an image with several names).
+    work = [(tag, image, False) for image, tag in plan.tags]
+    for image in plan.images:
+        work += [(tag, image, True) for tag in _tags(image)] or [(image["Id"], image, True)]
+    deleted, failed, done_tags = set(), set(), []
+    for target, image, whole in work:
         try:
             answer = api.remove_image(target, force=False, noprune=False) or []
         except sdk.errors.ImageNotFound:
             continue  # gone already
         except sdk.errors.APIError as err:
             ui.warn(step.name, "%s not removed: %s" % (_short(target), err.explanation))
+            failed.add(image["Id"])
             continue
         deleted.update(item["Deleted"] for item in answer if item.get("Deleted"))
-        (done_images if target == image["Id"] else done_tags).append((image, target))
+        if not whole:
+            done_tags.append((image, target))
         docker.forget(target)
     cache_bytes = 0
     if survey.policy.build_cache:
         filters = {"until": survey.policy.older_than} if survey.policy.older_than else None
         cache_bytes = (api.prune_builds(filters=filters) or {}).get("SpaceReclaimed") or 0
-    plan.images = [image for image, _target in done_images]
-    plan.tags = [(image, tag) for image, tag in done_tags]
+    plan.images = [image for image in plan.images if image["Id"] not in failed]
+    plan.tags = done_tags
     plan.containers = removed_containers
     all_layers = {layer for image_id in survey.images for layer in survey.chains(image_id)}
     return plan.report(dry_run=False, freed_layers=deleted & all_layers,

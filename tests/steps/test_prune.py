@@ -138,6 +138,7 @@ def test_protected_images_survive_an_unused_prune(project, names, busybox_image,
         extra = ["--label", "io.dockflow.keep="] if what == "kept" else []
         docker_cli("build", "-q", "--label", names + "=1", *extra, "-t", "%s/%s" % (names, what),
                    project.path(what))
+    docker_cli("tag", names + "/loose", names + "/loose:two")      # two names: removed tag by tag
     container = names + "-running"
     docker_cli("run", "-d", "--name", container, names + "/inuse", "sleep", "3600")
     try:
@@ -145,8 +146,9 @@ def test_protected_images_survive_an_unused_prune(project, names, busybox_image,
         done = project.doit("prune")
         assert done.returncode == 0, done.output
         report = record(done.output)
-        assert [image["tags"] for image in report["images"]] == [[names + "/loose:latest"]]
-        assert not exists(names + "/loose")
+        assert [sorted(image["tags"]) for image in report["images"]] == \
+            [[names + "/loose:latest", names + "/loose:two"]]
+        assert not exists(names + "/loose") and not exists(names + "/loose:two")
         for ref in ("app", "inuse", "kept"):
             assert exists("%s/%s" % (names, ref)), done.output
         spared = {tuple(image["tags"]): image["reason"] for image in report["spared"]}
