@@ -115,7 +115,7 @@ def run(step, verdict):
             raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
                 step.name, ref, _shown_host(step), now and now[7:19], image_id[7:19], "; ".join(lines[-3:])))
     layer_count = len(tar.layer_chains())
-    ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.1f%%), %d of %d layers, in %.1f s%s" % (
+    ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
         ", ".join(ref for ref, _ in memo["wanted"]), _shown_host(step), human(shipped), human(full_size),
         100.0 * shipped / max(full_size, 1), layer_count - len(skip), layer_count, seconds,
         "; whole tar: " + why_full if why_full else ""))

@@ -1,0 +1,182 @@
+"""Ship images: our steps beside the plain docker commands, both in one run, medians.
+
+(a) save of an image of >= 1 GiB: wall time and peak RSS of `doit save` (in a
+    throwaway project) beside `docker save -o`, both measured with /usr/bin/time -v.
+(b) after changing one file of an app: bytes shipped and wall time of `doit load`
+    into host B over ssh:// beside `docker save | ssh hostb docker load`.
+Host B is the test suite's (tests/support/hostb.py): a network namespace with its
+own dockerd and sshd, started here and stopped by pid at the end. Needs root.
+
+    python bench/bench_ship.py [--runs 3] [--size-mib 1100]
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tests.support.hostb import HostB  # noqa: E402
+
+BASE = "dockflow-bench/busybox:1"
+
+
+def sh(*argv, **kwargs):
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs).stdout
+
+
+def timed(argv, cwd=None, env=None):
+    """(wall seconds, peak RSS in MiB, output) of one command under /usr/bin/time -v."""
+    started = time.monotonic()
+    done = subprocess.run(["/usr/bin/time", "-v", *argv], cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit("%s failed:\n%s%s" % (" ".join(argv), done.stdout, done.stderr))
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    return wall, rss_kib / 1024.0, done.stdout + done.stderr
+
+
+def base_image(work):
+    if not sh("docker", "images", "-q", BASE).strip():
+        rootfs = os.path.join(work, "rootfs")
+        os.makedirs(os.path.join(rootfs, "bin"))
+        shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
+        for applet in ("sh", "dd", "cat", "echo", "rm", "mkdir"):
+            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+        tar = os.path.join(work, "rootfs.tar")
+        sh("tar", "-C", rootfs, "-cf", tar, ".")
+        sh("docker", "import", "-c", 'CMD ["sh"]', tar, BASE)
+    return BASE
+
+
+def build(work, name, dockerfile, files=None):
+    context = os.path.join(work, name.replace("/", "_").replace(":", "_"))
+    os.makedirs(context, exist_ok=True)
+    for relpath, text in (files or {}).items():
+        with open(os.path.join(context, relpath), "w") as handle:
+            handle.write(text)
+    with open(os.path.join(context, "Dockerfile"), "w") as handle:
+        handle.write(dockerfile)
+    sh("docker", "build", "-q", "-t", name, context)
+
+
+def project(work, name, workflow):
+    root = os.path.join(work, name)
+    os.makedirs(os.path.join(root, "workflows"), exist_ok=True)
+    with open(os.path.join(root, "dodo.py"), "w") as handle:
+        handle.write("from tasks.dodo import DOIT_CONFIG, task_workflows  # noqa: F401\n")
+    with open(os.path.join(root, "workflows", "flow.yaml"), "w") as handle:
+        handle.write(textwrap.dedent(workflow))
+    return root
+
+
+def doit_env():
+    return dict(os.environ, PYTHONPATH=REPO, DOCKFLOW_LOG_LEVEL="INFO")
+
+
+def bench_save(work, runs, size_mib):
+    big = "dockflow-bench/big:1"
+    build(work, big, "FROM %s\nRUN dd if=/dev/urandom of=/big bs=1M count=%d\n" % (base_image(work), size_mib))
+    size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", big))
+    root = project(work, "save", """
+        steps:
+          save:
+            kind: save
+            image: %s
+            tar: ../out/big.tar
+        """ % big)
+    ours, theirs = [], []
+    for _ in range(runs):
+        for name in ("out/big.tar", "out/big.tar.sha256"):
+            if os.path.exists(os.path.join(root, name)):
+                os.unlink(os.path.join(root, name))
+        ours.append(timed([sys.executable, "-m", "doit", "save"], cwd=root, env=doit_env())[:2])
+        cli_tar = os.path.join(work, "cli.tar")
+        theirs.append(timed(["docker", "save", "-o", cli_tar, big])[:2])
+        os.unlink(cli_tar)
+    print("(a) save of %s (%.2f GiB), %d runs, medians" % (big, size / 2**30, runs))
+    for label, rows in (("doit save (ours)", ours), ("docker save -o", theirs)):
+        print("    %-18s wall %6.2f s   peak RSS %7.1f MiB" % (
+            label, statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)))
+    sh("docker", "rmi", big)
+
+
+def bench_load(work, runs, hostb):
+    base = "dockflow-bench/appbase:1"
+    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=64\n" % base_image(work))
+    with subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE) as saving:
+        subprocess.run(["docker", "-H", hostb.docker_host, "load", "-q"], stdin=saving.stdout, check=True,
+                       capture_output=True)
+    app = "dockflow-bench/app:1"
+    s = hostb.ssh_settings
+    root = project(work, "load", """
+        steps:
+          save:
+            kind: save
+            image: %s
+            tar: ../out/app.tar
+          load:
+            kind: load
+            tar: ../out/app.tar
+            image: %s
+            docker_host: ssh://root@%s
+            remote_socket: %s
+            ssh: {identity_file: %s, strict_host_key_checking: "no", known_hosts_file: %s}
+        """ % (app, app, hostb.address, hostb.socket, s["identity_file"], s["known_hosts_file"]))
+    dockerfile = "FROM %s\nCOPY index.html /index.html\n" % base
+    ours, theirs = [], []
+    for run in range(runs):
+        build(work, app, dockerfile, {"index.html": "<p>version %d.a</p>\n" % run})
+        wall, _, output = timed([sys.executable, "-m", "doit", "load"], cwd=root, env=doit_env())
+        match = re.search(r"shipped (.*?) of (.*?) \(([0-9.]+)%\)", output)
+        if not match:
+            raise SystemExit("no shipped line in:\n" + output)
+        ours.append((wall, match.group(1), match.group(2), match.group(3)))
+        build(work, app, dockerfile, {"index.html": "<p>version %d.b</p>\n" % run})
+        full = len(subprocess.run(["docker", "save", app], stdout=subprocess.PIPE, check=True).stdout)
+        started = time.monotonic()
+        with subprocess.Popen(["docker", "save", app], stdout=subprocess.PIPE) as saving:
+            subprocess.run(hostb.ssh_argv() + ["docker", "load", "-q"], stdin=saving.stdout, check=True,
+                           capture_output=True)
+        theirs.append((time.monotonic() - started, full))
+    print("(b) one file of the app changed, load into host B over ssh, %d runs, medians" % runs)
+    print("    %-34s wall %6.2f s   shipped %s of %s (%s%%)" % (
+        "doit load (save + load, ours)", statistics.median(r[0] for r in ours), ours[-1][1], ours[-1][2],
+        ours[-1][3]))
+    print("    %-34s wall %6.2f s   shipped %.1f MiB (100%%)" % (
+        "docker save | ssh hostb docker load", statistics.median(r[0] for r in theirs),
+        statistics.median(r[1] for r in theirs) / 2**20))
+    sh("docker", "rmi", app, base)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size-mib", type=int, default=1100)
+    parser.add_argument("--only", choices=["save", "load"])
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-ship-")
+    try:
+        if args.only != "load":
+            bench_save(work, args.runs, args.size_mib)
+        if args.only != "save":
+            hostb = HostB(os.path.join(work, "hostb"))
+            os.makedirs(hostb.root)
+            try:
+                hostb.start()
+                bench_load(work, args.runs, hostb)
+            finally:
+                hostb.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
