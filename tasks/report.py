@@ -12,7 +12,8 @@ class Reporter(ConsoleReporter):
 
     def add_failure(self, task, fail):
         if isinstance(fail, TaskFailed):
-            sys.stderr.write("FAILED %s: %s\n" % (task.name, fail.message))
+            message = fail.message.removeprefix(task.name + ": ")  # the step may name itself too
+            sys.stderr.write("FAILED %s: %s\n" % (task.name, message))
             sys.stderr.flush()
         else:
             super().add_failure(task, fail)

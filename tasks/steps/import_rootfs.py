@@ -31,13 +31,21 @@ def problems(step):
         found.append("%s: %r is not a valid image reference" % (step.where("image"), step.get("image")))
     if "tar" in step.spec and ("rootfs" in step.spec or "files" in step.spec):
         found.append("%s: give either a tar, or rootfs/files, not both" % step.where("tar"))
+    return found
+
+
+def missing_sources(step):
+    """Sources that are not there. Asked when the step runs, not when workflows load:
+    another step may make them, and a missing package (docker-registry for the
+    registry image) must not stop `doit build_app`."""
+    missing = []
     for field, test in (("rootfs", os.path.isdir), ("tar", os.path.isfile)):
         if field in step.spec and not test(step.path(field)):
-            found.append("%s: %s does not exist" % (step.where(field), step.get(field)))
+            missing.append("%s: %s does not exist" % (step.where(field), step.get(field)))
     for inside, host in _host_files(step).items():
         if not os.path.isfile(host):
-            found.append("%s: %s does not exist on this machine" % (step.where("files", inside), host))
-    return found
+            missing.append("%s: %s does not exist on this machine" % (step.where("files", inside), host))
+    return missing
 
 
 def _host_files(step):
@@ -72,6 +80,9 @@ def _tree(root):
 
 
 def check(step, saved):
+    missing = missing_sources(step)
+    if missing:
+        raise StepFailed("; ".join(missing))
     digest, stats = input_digest(step, saved)
     memo = {"input_digest": digest, "stats": stats}
     image_ref = step.get("image")

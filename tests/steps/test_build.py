@@ -120,7 +120,7 @@ def test_failing_build_names_instruction_and_output(project, names, busybox_imag
         """ % names)
     done = project.doit("broken")
     assert done.returncode == 1
-    assert "FAILED broken: broken: build of %s/broken failed at `RUN echo about to fail && false`" % names in done.output
+    assert "FAILED broken: build of %s/broken failed at `RUN echo about to fail && false`" % names in done.output
     assert "about to fail" in done.output
     assert "Traceback" not in done.output
     assert not docker_cli("images", "-q", names + "/broken").strip()
