@@ -113,8 +113,10 @@ def step_problem_list(all_steps, skip=()):
         if check and name not in skip:
             try:
                 problems.extend(check(step))
-            except StepFailed as err:
-                problems.append("%s: %s" % (step.where(), err))
+            except StepFailed:
+                # A value not resolvable yet (${commit} outside a git checkout): that
+                # step reports it when it runs; unrelated steps stay usable.
+                continue
     return problems
 
 
