@@ -179,6 +179,19 @@ def test_keep_last_removes_old_tags_of_built_repositories(project, names, busybo
     assert exists(names + "/app:3") and exists(names + "/app:latest")
 
 
+def test_filters_narrow_the_choice(project, names, busybox_image):
+    a1, _a2 = rebuild_lab(project, names, busybox_image, ("v1", "v2"))
+    b1, _b2 = rebuild_lab(project, names, busybox_image, ("w1", "w2"), "build_b", "b", {"tier": "b"})
+    prune_flow(project, names, older_than="1h")                    # all of them are minutes old
+    young = project.doit("prune")
+    assert young.returncode == 0 and record(young.output)["images"] == [], young.output
+    assert exists(a1) and exists(b1)
+    prune_flow(project, names, not_labels=["tier=b"])
+    done = project.doit("prune")
+    assert [image["id"] for image in record(done.output)["images"]] == [a1], done.output
+    assert not exists(a1) and exists(b1)
+
+
 def test_stopped_containers_of_our_runs_only(project, names, busybox_image, docker_cli):
     ours, theirs = names + "-ours", names + "-theirs"
     root = os.path.realpath(project.root)
