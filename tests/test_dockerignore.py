@@ -161,7 +161,7 @@ def test_same_files_as_the_docker_cli(tmp_path, docker_host, busybox_image, name
         with open(os.path.join(root, "Dockerfile"), "w") as handle:
             handle.write("FROM %s\nCOPY . /ctx\nRUN busybox find /ctx ! -type d\n" % busybox_image)
         done = subprocess.run(
-            ["docker", "-H", docker_host, "build", "--rm", "-t", "%s/ignore:%d" % (names, number), root],
+            ["docker", "-H", docker_host, "build", "--no-cache", "--rm", "-t", "%s/ignore:%d" % (names, number), root],
             capture_output=True, text=True, env=dict(os.environ, DOCKER_BUILDKIT="0"))
         assert done.returncode == 0, done.stderr
         sent = {line[len("/ctx/"):] for line in done.stdout.splitlines() if line.startswith("/ctx/")}
