@@ -24,7 +24,8 @@ PYTHON_MODULES = ("doit", "docker", "jsonschema", "yaml", "loguru", "rich")
 # docker-registry: the lab's registry_image step packs its binary into registry:2 (offline).
 DEBIAN_PACKAGES = {"dockerd": "docker.io", "/bin/busybox": "busybox-static", "docker-registry": "docker-registry"}
 DEBIAN_TEST_PACKAGES = {"sshd": "openssh-server",
-                        "rsync": "rsync", "ip": "iproute2", "nsenter": "util-linux"}
+                        "rsync": "rsync", "ip": "iproute2", "nsenter": "util-linux",
+                        "crontab": "cron"}
 DOCKERD_LOG = "/var/log/dockflow-dockerd.log"
 DOCKERD_PID = "/run/dockflow-dockerd.pid"
 
