@@ -56,7 +56,7 @@ def dependencies(all_steps):
         needed.discard(name)  # reading what it makes itself is no dependency; `needs: [self]` is a cycle
         for index, other in enumerate(step.spec.get("needs", [])):
             if other not in all_steps:
-                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, _suggest(other, all_steps)))
+                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, workflow.did_you_mean(other, all_steps)))
             else:
                 needed.add(other)
         deps[name] = sorted(needed)
@@ -89,13 +89,6 @@ def _safe(step, what, problems):
         return getattr(steps.module_for(step.kind), what)(step)
     except StepFailed:
         return []
-
-
-def _suggest(name, all_steps):
-    import difflib
-
-    close = difflib.get_close_matches(name, list(all_steps), n=1)
-    return " (did you mean %r?)" % close[0] if close else ""
 
 
 def step_problems(all_steps):
@@ -165,6 +158,9 @@ def check_step(task, values, name):
         verdict = steps.module_for(step.kind).check(step, values)
     except StepFailed as err:
         verdict = steps.Verdict(False, error=err)
+    except OSError as err:  # an input vanished or is unreadable while we looked
+        verdict = steps.Verdict(False, error=StepFailed("%s: %s: %s" % (
+            step.where(), err.filename or "", err.strerror or err)))
     _verdicts[name] = verdict
     if not verdict.current:
         # This step is going to run: what it makes must be asked afresh later on.

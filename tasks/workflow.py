@@ -192,7 +192,7 @@ def schema_problems(display, document, marks, schema):
             known = _known_fields(validator, schema, error.schema, error.instance)
             for field in sorted(set(error.instance) - known):
                 problems.append(_format(display, marks, path + [str(field)], "unknown field"
-                                        + _close_match(str(field), known)))
+                                        + did_you_mean(str(field), known)))
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
     return problems
@@ -213,7 +213,8 @@ def _known_fields(validator, root, subschema, instance):
     return known
 
 
-def _close_match(name, known):
+def did_you_mean(name, known):
+    """` (did you mean 'image'?)` for a near miss among `known` names, else ""."""
     import difflib
 
     close = difflib.get_close_matches(name, sorted(known), n=1)

@@ -8,13 +8,17 @@ it rebuilds too; a file touched without a content change rebuilds nothing.
 """
 import os
 import re
+import tarfile
+import tempfile
 
 from .. import dockerignore, engine, refs, ui
 from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
+from ..files import sha256_file
 from ..errors import StepFailed
 from . import Verdict
 
 LAST_LINES = 8
+OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar
 
 
 def outputs(step):
@@ -43,7 +47,13 @@ def problems(step):
 
 
 def dockerfile_path(step):
-    return os.path.join(step.path("context"), step.get("dockerfile", "Dockerfile"))
+    return os.path.normpath(os.path.join(step.path("context"), step.get("dockerfile", "Dockerfile")))
+
+
+def _dockerfile_in_context(step):
+    """The Dockerfile's path inside the context, or None when it lies outside."""
+    relpath = os.path.relpath(dockerfile_path(step), step.path("context"))
+    return None if relpath.startswith("..") else relpath
 
 
 def base_images(step):
@@ -83,14 +93,18 @@ def parse_from_lines(text, build_args):
 def check(step, saved):
     docker = engine.for_step(step)
     context = step.path("context")
-    dockerfile_rel = os.path.relpath(dockerfile_path(step), context)
-    relpaths = dockerignore.context_files(context, always=(dockerfile_rel, ".dockerignore"))
+    always = tuple(p for p in (_dockerfile_in_context(step), ".dockerignore") if p)
+    relpaths = dockerignore.context_files(context, always=always)
     context_digest, file_stats = files_digest(context, relpaths, saved.get("files"))
+    if _dockerfile_in_context(step) is None:  # a Dockerfile from outside the context: small, hash it
+        outside_sha = sha256_file(dockerfile_path(step))
+        context_digest = value_digest([context_digest, outside_sha])
+        file_stats[os.path.relpath(dockerfile_path(step), context)] = [0, 0, 0, 0, outside_sha]
     bases = {ref: docker.image_id(ref) for ref in base_images(step)}
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})
     memo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
-            "definition_digest": definition_digest}
+            "definition_digest": definition_digest, "relpaths": relpaths}
     image_ref = step.get("image")
     image = docker.image_summary(image_ref)
     if image is None:
@@ -123,7 +137,7 @@ def run(step, verdict):
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     image_ref = step.get("image")
-    image_id = memo.get("image_id") or _build(step, docker, image_ref, memo["input_digest"])
+    image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
     for extra in step.get("tags", []):
         repository, tag = refs.split_tag(extra)
         try:
@@ -134,39 +148,58 @@ def run(step, verdict):
             "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
 
 
-def _build(step, docker, image_ref, input_digest):
-    missing_bases = [ref for ref, image_id in base_images_ids(step, docker).items() if image_id is None]
+def _build(step, docker, image_ref, memo):
+    missing_bases = [ref for ref, image_id in memo["bases"].items() if image_id is None]
     if missing_bases and not step.get("pull"):
         ui.warn(step.name, "base image %s is not in the engine; the build will try to pull it"
                 % ", ".join(missing_bases))
     labels = dict(step.get("labels", {}))
-    labels[INPUTS_LABEL] = input_digest
-    options = dict(path=step.path("context"), dockerfile=step.get("dockerfile", "Dockerfile"), tag=image_ref,
-                   buildargs={k: str(v) for k, v in step.get("args", {}).items()}, labels=labels,
-                   target=step.get("target"), cache_from=step.get("cache_from") or None,
+    labels[INPUTS_LABEL] = memo["input_digest"]
+    options = dict(tag=image_ref, buildargs={k: str(v) for k, v in step.get("args", {}).items()},
+                   labels=labels, target=step.get("target"), cache_from=step.get("cache_from") or None,
                    pull=bool(step.get("pull")), rm=True, forcerm=True, decode=True)
-    lines, current_instruction, image_id = [], None, None
-    try:
-        for chunk in docker.api.build(**options):
-            if "error" in chunk:
-                raise StepFailed(_failure_message(step, image_ref, chunk, current_instruction, lines))
-            text = chunk.get("stream", "")
-            for line in text.splitlines():
-                if line.strip():
-                    lines.append(line.rstrip())
-                    ui.detail(line.rstrip())
-                    if line.startswith("Step "):
-                        current_instruction = line.split(" : ", 1)[-1]
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: build of %s" % (step.name, image_ref), err) from None
+    # The context sent is exactly the files hashed for the label (our .dockerignore
+    # reading, not the SDK's, which differs from the engine's in corner cases).
+    with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
+        options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
+        try:
+            image_id = _follow_build(step, image_ref, docker.api.build(
+                fileobj=context_tar, custom_context=True, **options))
+        except docker.sdk_errors() as err:
+            raise docker.failure("%s: build of %s" % (step.name, image_ref), err) from None
     docker.forget(image_ref)
     return image_id or docker.image_id(image_ref)
 
 
-def base_images_ids(step, docker):
-    return {ref: docker.image_id(ref) for ref in base_images(step)}
+def _pack_context(step, relpaths, handle):
+    """Write the build context as a tar to `handle`; the Dockerfile's name in it."""
+    context = step.path("context")
+    dockerfile = _dockerfile_in_context(step) or OUTSIDE_DOCKERFILE
+    with tarfile.open(fileobj=handle, mode="w") as archive:
+        for relpath in relpaths:
+            archive.add(os.path.join(context, relpath), arcname=relpath, recursive=False)
+        if dockerfile == OUTSIDE_DOCKERFILE:
+            archive.add(dockerfile_path(step), arcname=OUTSIDE_DOCKERFILE)
+    handle.seek(0)
+    return dockerfile
+
+
+def _follow_build(step, image_ref, chunks):
+    """Show the build's output live; StepFailed with the failing instruction and
+    the last lines if it fails; the new image's id."""
+    lines, current_instruction, image_id = [], None, None
+    for chunk in chunks:
+        if "error" in chunk:
+            raise StepFailed(_failure_message(step, image_ref, chunk, current_instruction, lines))
+        for line in chunk.get("stream", "").splitlines():
+            if line.strip():
+                lines.append(line.rstrip())
+                ui.detail(line.rstrip())
+                if line.startswith("Step "):
+                    current_instruction = line.split(" : ", 1)[-1]
+        if "ID" in (chunk.get("aux") or {}):
+            image_id = chunk["aux"]["ID"]
+    return image_id
 
 
 def _failure_message(step, image_ref, chunk, instruction, lines):

@@ -6,7 +6,7 @@ silently change); `latest` may move, with a warning that it is a moving target.
 """
 from .. import engine, refs, ui
 from ..errors import StepFailed
-from . import Verdict
+from . import Verdict, source_image_id
 
 
 def outputs(step):
@@ -29,10 +29,7 @@ def problems(step):
 def check(step, saved):
     docker = engine.for_step(step)
     source = step.get("source")
-    source_id = docker.image_id(source)
-    if source_id is None:
-        raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
-                         % (step.where("source"), source, docker.host))
+    source_id = source_image_id(step)
     to_tag = []
     for ref in step.get("tags"):
         current_id = docker.image_id(ref)

@@ -124,3 +124,44 @@ def test_failing_build_names_instruction_and_output(project, names, busybox_imag
     assert "about to fail" in done.output
     assert "Traceback" not in done.output
     assert not docker_cli("images", "-q", names + "/broken").strip()
+
+
+def test_dockerfile_outside_the_context_is_an_input(project, names, busybox_image):
+    project.write("ctx/data.txt", "x\n")
+    project.write("dockerfiles/Dockerfile.special", "FROM %s\nCOPY data.txt /data.txt\n" % busybox_image)
+    project.workflow("""
+        steps:
+          special:
+            kind: build
+            context: ../ctx
+            dockerfile: ../dockerfiles/Dockerfile.special
+            image: %s/special
+        """ % names)
+    first = project.doit("special")
+    assert first.returncode == 0, first.output
+    assert "-- special" in project.doit("special").output
+    project.write("dockerfiles/Dockerfile.special", "FROM %s\nCOPY data.txt /other.txt\n" % busybox_image)
+    again = project.doit("special")
+    assert again.returncode == 0, again.output
+    assert "rebuilding %s/special: changed: ../dockerfiles/Dockerfile.special" % names in again.output
+
+
+def test_the_context_sent_is_the_context_hashed(project, names, busybox_image, docker_cli):
+    """Docker reads `[!a]bc` as "! or a, then bc": abc is ignored. The SDK's own reading
+    would send it; the build must send exactly what the up-to-date check hashed."""
+    project.write("c/Dockerfile", "FROM %s\nCOPY . /app/\n" % busybox_image)
+    project.write("c/.dockerignore", "[!a]bc\n")
+    project.write("c/abc", "ignored\n")
+    project.write("c/kept.txt", "kept\n")
+    project.workflow("""
+        steps:
+          sent:
+            kind: build
+            context: ../c
+            image: %s/sent
+        """ % names)
+    assert project.doit("sent").returncode == 0
+    listing = docker_cli("run", "--rm", names + "/sent", "ls", "/app").split()
+    assert "kept.txt" in listing and "abc" not in listing
+    project.write("c/abc", "still ignored\n")
+    assert "-- sent" in project.doit("sent").output
