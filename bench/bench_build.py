@@ -50,8 +50,8 @@ def timed(command, cwd, prepare=None, runs=10):
 
 
 def remove_lab_images():
-    tags = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "lab/basic-app"]).stdout.split()
-    sh(["docker", "rmi", "-f", *LAB_IMAGES, *tags], check=False)
+    sh(["docker", "rmi", "-f", *LAB_IMAGES], check=False)
+    remove_images("lab/basic-app")
 
 
 def make_project(root):
@@ -119,26 +119,29 @@ def case_cold(project, make_dir, runs):
     row("cold doit tag", ours, "make", make)
 
 
+_edits = iter(range(1, 10 ** 6))
+
+
 def _bump(path):
-    with open(path) as handle:
-        version = handle.read().strip()
+    """A VERSION never seen before: the rebuild is real, not served by the build cache."""
     with open(path, "w") as handle:
-        handle.write(("1.0.1" if version == "1.0.0" else "1.0.0") + "\n")
+        handle.write("1.%d.%d\n" % (os.getpid() % 1000, next(_edits)))
 
 
 def case_incremental(project, make_dir, runs):
     runs = max(1, min(runs, 5))
-    print("\n# 3. incremental: the app's VERSION edited (medians of %d)" % runs)
+    print("\n# 3. incremental: the app's VERSION edited to a new value (medians of %d)" % runs)
     sh(DOIT + ["build_app"], cwd=project)
     ours = timed(DOIT + ["build_app"], project, runs=runs,
                  prepare=lambda: _bump(os.path.join(project, "workflows/lab/app/VERSION")))
+    _bump(os.path.join(project, "workflows/lab/app/VERSION"))
+    output = sh(DOIT + ["build_app"], cwd=project).stdout
+    rebuilt = [line.split(":")[0].strip() for line in output.splitlines() if "building" in line]
     sh(["make", "build_app"], cwd=make_dir)
     make = timed(["make", "build_app"], make_dir, runs=runs,
                  prepare=lambda: _bump(os.path.join(make_dir, "app/VERSION")))
     row("incremental doit build_app", ours, "make", make)
-    output = sh(DOIT + ["build_app"], cwd=project).stdout
-    print("  after an edit, doit rebuilds only: %s" % ", ".join(
-        line.split(":")[0].strip() for line in output.splitlines() if "building" in line) or "nothing")
+    print("  after an edit, doit rebuilds only: %s" % (", ".join(rebuilt) or "nothing"))
 
 
 def case_rmi(project, make_dir):
@@ -162,13 +165,20 @@ def scale_workflow(count, shape):
              "  root:", "    kind: build", "    context: ctx", "    image: bench-scale/root:0"]
     for index in range(1, count):
         source = "bench-scale/%s:%d" % (shape, index - 1) if shape == "chain" and index > 1 else "bench-scale/root:0"
-        lines += ["  s%d:" % index, "    kind: tag", "    source: %s" % source,
+        lines += ["  s%d:" % index, "    kind: tag", "    source: %s" % source, "    force: true",
                   "    tags: [\"bench-scale/%s:%d\"]" % (shape, index)]
     return "\n".join(lines) + "\n"
 
 
+def remove_images(pattern):
+    names = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", pattern]).stdout.split()
+    for start in range(0, len(names), 200):
+        sh(["docker", "rmi", "-f", *names[start:start + 200]], check=False)
+
+
 def case_scale(root, sizes, runs):
     print("\n# 5. scale: generated workflows of N image steps (medians of %d)" % runs)
+    remove_images("bench-scale/*")
     busybox = "lab/busybox:1.35"
     for shape in ("chain", "wide"):
         for size in sizes:
@@ -186,9 +196,7 @@ def case_scale(root, sizes, runs):
             noop = timed(DOIT + [], project, runs=runs)
             print("  %-5s %5d steps: first run %7.2f s   doit list %6.3f s   no-op %6.3f s   (%.2f ms/step)"
                   % (shape, size, first, listing, noop, 1000 * noop / size), flush=True)
-    tags = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "bench-scale/*"]).stdout.split()
-    for start in range(0, len(tags), 200):
-        sh(["docker", "rmi", *tags[start:start + 200]], check=False)
+    remove_images("bench-scale/*")
 
 
 def case_parallel(root, runs):
@@ -216,8 +224,7 @@ def case_parallel(root, runs):
     row("doit -n 4 (4 builds)", parallel, "1 build", single)
     row("doit -n 4 (4 builds)", parallel, "serial", serial)
     ENV.pop("RUN_ID", None)
-    images = sh(["docker", "images", "-q", "--filter", "reference=bench-parallel/*"]).stdout.split()
-    sh(["docker", "rmi", "-f", *images], check=False) if images else None
+    remove_images("bench-parallel/*")
 
 
 def main():
