@@ -178,9 +178,7 @@ def _walk_marks(node, path, marks, problems, display, mark=None):
 
 
 def schema_problems(display, document, marks, schema):
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator_class()(schema)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         path = [str(p) for p in error.absolute_path]
@@ -196,6 +194,22 @@ def schema_problems(display, document, marks, schema):
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
     return problems
+
+
+def _validator_class():
+    """Draft 2020-12, except that a `pattern` does not judge a string holding ${variables}:
+    its value is only known once expanded, and the step kind checks it then."""
+    import jsonschema
+
+    draft = jsonschema.Draft202012Validator
+    check_pattern = draft.VALIDATORS["pattern"]
+
+    def pattern_unless_variable(validator, pattern, instance, schema):
+        if isinstance(instance, str) and variables.names_in(instance):
+            return
+        yield from check_pattern(validator, pattern, instance, schema)
+
+    return jsonschema.validators.extend(draft, {"pattern": pattern_unless_variable})
 
 
 def _known_fields(validator, root, subschema, instance):

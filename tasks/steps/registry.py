@@ -57,6 +57,9 @@ def inputs(step):
 
 def problems(step):
     found = []
+    port = str(step.get("port", 5000))
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        found.append("%s: %r is not a port number" % (step.where("port"), port))
     if not refs.is_valid(image_ref(step)):
         found.append("%s: %r is not a valid image reference" % (step.where("image"), image_ref(step)))
     for field in MOUNTS:
