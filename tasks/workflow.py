@@ -178,7 +178,7 @@ def _walk_marks(node, path, marks, problems, display, mark=None):
 
 
 def schema_problems(display, document, marks, schema):
-    validator = _validator_class()(schema)
+    validator = validator_class()(schema)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         path = [str(p) for p in error.absolute_path]
@@ -196,7 +196,7 @@ def schema_problems(display, document, marks, schema):
     return problems
 
 
-def _validator_class():
+def validator_class():
     """Draft 2020-12, except that a `pattern` does not judge a string holding ${variables}:
     its value is only known once expanded, and the step kind checks it then."""
     import jsonschema

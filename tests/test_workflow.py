@@ -243,3 +243,14 @@ def test_doit_list_on_a_bad_workflow(offline_project):
     assert "workflows/flow.yaml:7:5: steps.build_app.bogus: unknown field" in done.output
     assert "workflows/more.yaml:6:5: steps.a: duplicate key 'source'" in done.output
     assert "Traceback" not in done.output
+
+
+def test_a_pattern_does_not_judge_a_value_holding_variables(tmp_path):
+    """`name: ${registry_name}` is checked once expanded, not as the literal text."""
+    from tasks import workflow
+
+    document = {"vars": {"n": "reg"}, "steps": {"r": {"kind": "registry", "name": "${n}"}}}
+    checked = workflow.validator_class()(json.loads(workflow._read_schema()))
+    assert [e.message for e in checked.iter_errors(document)] == []
+    document["steps"]["r"]["name"] = "-bad name"
+    assert "pattern" in [e.validator for e in checked.iter_errors(document)]
