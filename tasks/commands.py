@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from doit.cmd_base import Command, DoitCmdBase, check_tasks_exist
 
-from . import engine, graph, plan, steps, workflow
+from . import engine, graph, plan, steps
 from .errors import StepFailed, WorkflowError
 from .files import write_atomic
 
@@ -64,35 +64,18 @@ class Validate(Command):
 
 
 def validate_project(project_dir):
-    """(number of workflow files, number of steps, every problem found)."""
+    """(number of workflow files, number of steps, every problem found): the same
+    checks, in the same one pass, as doit's own loading of the workflows."""
     workflow_dir = os.path.join(project_dir, "workflows")
-    cache_dir = os.path.join(project_dir, ".dockflow", "cache")
     try:
-        names = sorted(n for n in os.listdir(workflow_dir) if n.endswith((".yaml", ".yml")))
+        file_count = sum(1 for n in os.listdir(workflow_dir) if n.endswith((".yaml", ".yml")))
     except FileNotFoundError:
         return 0, 0, ["%s: no such folder; put workflow files in workflows/" % os.path.relpath(workflow_dir)]
-    problems, complete = [], True
     try:
-        all_steps = plan.load(project_dir)
+        all_steps, _ = plan.checked_steps(project_dir)
     except WorkflowError as err:
-        problems.extend(err.problems)
-        complete = False
-        all_steps = {}  # the files that did load still get their steps checked
-        for name in names:
-            try:
-                flow = workflow.load_file(os.path.join(workflow_dir, name), cache_dir)
-            except WorkflowError:
-                continue
-            for step_name, step in flow.steps.items():
-                all_steps.setdefault(step_name, step)
-    # References are checked only when every file loaded: a step of a broken file
-    # would otherwise be reported as unknown.
-    for check in (plan.step_problems, plan.dependencies) if complete else (plan.step_problems,):
-        try:
-            check(all_steps)
-        except WorkflowError as err:
-            problems.extend(err.problems)
-    return len(names), len(all_steps), problems
+        return file_count, 0, err.problems
+    return file_count, len(all_steps), []
 
 
 # --- plan ---------------------------------------------------------------------

@@ -98,12 +98,12 @@ def step_problems(all_steps):
         raise WorkflowError(problems)
 
 
-def step_problem_list(all_steps, skip=()):
+def step_problem_list(all_steps):
     """Each step kind's own load-time checks (paths exist, references are valid)."""
     problems = []
-    for name, step in all_steps.items():
+    for step in all_steps.values():
         check = getattr(steps.module_for(step.kind), "problems", None)
-        if check and name not in skip:
+        if check:
             try:
                 problems.extend(check(step))
             except StepFailed:
@@ -118,10 +118,7 @@ def checked_steps(project_dir, override=None):
     WorkflowError, before anything touches Docker."""
     problems = []
     all_steps = load(project_dir, override, collect=problems)
-    # A step whose definition is already wrong would only repeat it in its own checks.
-    flawed = {name for name in all_steps if any("steps.%s" % name in p.split(": ", 2)[1] for p in problems
-                                                 if p.count(": ") >= 2)}
-    problems += step_problem_list(all_steps, skip=flawed)
+    problems += step_problem_list(all_steps)
     try:
         deps = dependencies(all_steps)
     except WorkflowError as err:
