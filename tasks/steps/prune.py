@@ -27,11 +27,10 @@ on the terminal and as one JSON line (`"event": "dockflow.prune"`).
 A prune is never up to date, and holds the project's lock exclusively (tasks/lock.py)
 so it never runs beside a build or push of the same project.
 """
-import hashlib
 import re
 import time
 
-from .. import engine, refs, ui
+from .. import engine, imagetar, refs, ui
 from ..errors import StepFailed
 from . import Verdict
 
@@ -246,12 +245,7 @@ class Survey:
     def chains(self, image_id):
         """The chain ids of an image's layers, bottom first (as the engine names layers)."""
         inspected = self.docker.inspect_image(image_id) or {}
-        chain, found = None, []
-        for diff_id in (inspected.get("RootFS") or {}).get("Layers") or []:
-            chain = diff_id if chain is None else \
-                "sha256:" + hashlib.sha256(("%s %s" % (chain, diff_id)).encode()).hexdigest()
-            found.append(chain)
-        return found
+        return imagetar.chain_ids((inspected.get("RootFS") or {}).get("Layers") or [])
 
     def layer_bytes(self, freed, image_ids):
         """(bytes, exact) of the layers in `freed`, from the images' sizes: a layer's
