@@ -47,11 +47,18 @@ class Verdict:
 
 
 def image_ref_problems(step, *fields):
-    """problems() lines for fields that must hold an image reference."""
+    """problems() lines for fields that must hold an image reference, or a list of
+    them (a bad item is marked by its index); a field the step does not set is skipped."""
     from .. import refs
 
-    return ["%s: %r is not a valid image reference" % (step.where(field), step.get(field))
-            for field in fields if not refs.is_valid(step.get(field))]
+    found = []
+    for field in (f for f in fields if f in step.spec):
+        value = step.get(field)
+        marked = [((field, index), ref) for index, ref in enumerate(value)] if isinstance(value, list) \
+            else [((field,), value)]
+        found += ["%s: %r is not a valid image reference" % (step.where(*where), ref)
+                  for where, ref in marked if not refs.is_valid(ref)]
+    return found
 
 
 def source_image_id(step, field="source"):

@@ -15,7 +15,7 @@ from .. import dockerignore, engine, refs, ui
 from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
 from ..files import sha256_file
 from ..errors import StepFailed
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 LAST_LINES = 8
 OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar
@@ -39,11 +39,7 @@ def problems(step):
     elif not os.path.isfile(dockerfile_path(step)):
         field = "dockerfile" if "dockerfile" in step.spec else "context"
         found.append("%s: no Dockerfile at %s" % (step.where(field), os.path.relpath(dockerfile_path(step))))
-    for field in ["image"] + ["tags"] * bool(step.spec.get("tags")):
-        for ref in [step.get(field)] if field == "image" else step.get(field):
-            if not refs.is_valid(ref):
-                found.append("%s: %r is not a valid image reference" % (step.where(field), ref))
-    return found
+    return found + image_ref_problems(step, "image", "tags")
 
 
 def dockerfile_path(step):

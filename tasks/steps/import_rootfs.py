@@ -13,7 +13,7 @@ import tempfile
 from .. import engine, refs, ui
 from ..digest import INPUTS_LABEL, files_digest, value_digest
 from ..errors import StepFailed
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 
 def outputs(step):
@@ -26,9 +26,7 @@ def inputs(step):
 
 
 def problems(step):
-    found = []
-    if not refs.is_valid(step.get("image")):
-        found.append("%s: %r is not a valid image reference" % (step.where("image"), step.get("image")))
+    found = image_ref_problems(step, "image")
     if "tar" in step.spec and ("rootfs" in step.spec or "files" in step.spec):
         found.append("%s: give either a tar, or rootfs/files, not both" % step.where("tar"))
     return found

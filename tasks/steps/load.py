@@ -18,7 +18,7 @@ from .. import engine, imagetar, refs, ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, sha256_file
 from ..progress import bytes_bar, human
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
 
@@ -34,9 +34,7 @@ def inputs(step):
 
 
 def problems(step):
-    if step.get("image") and not refs.is_valid(step.get("image")):
-        return ["%s: %r is not a valid image reference" % (step.where("image"), step.get("image"))]
-    return []
+    return image_ref_problems(step, "image") if step.get("image") else []
 
 
 def target(step):

@@ -19,7 +19,7 @@ import time
 from .. import engine, progress, refs, registry_api, ui
 from ..errors import StepFailed
 from ..registry_api import RegistryDenied, RegistryUnreachable
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 FIRST_DELAY = 1.0
 # Words in the daemon's errorDetail messages.
@@ -52,10 +52,8 @@ def inputs(step):
 
 
 def problems(step):
-    found = []
-    if not refs.is_valid(step.get("image")):
-        found.append("%s: %r is not a valid image reference" % (step.where("image"), step.get("image")))
-    elif not refs.is_valid(target(step)) or refs.parse(target(step)).registry != step.get("registry"):
+    found = image_ref_problems(step, "image")
+    if not found and (not refs.is_valid(target(step)) or refs.parse(target(step)).registry != step.get("registry")):
         found.append("%s: %r is not a valid registry image reference" % (step.where("registry"), target(step)))
     if ("username_env" in step.spec) != ("password_env" in step.spec):
         found.append("%s: credentials need both username_env and password_env" % step.where())

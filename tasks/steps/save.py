@@ -11,11 +11,11 @@ import gzip
 import hashlib
 import os
 
-from .. import engine, imagetar, refs, ui
+from .. import engine, imagetar, ui
 from ..errors import StepFailed
 from ..files import atomic_writer
 from ..progress import bytes_bar, human
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 CHUNK = 1 << 20
 
@@ -29,9 +29,7 @@ def inputs(step):
 
 
 def problems(step):
-    if not refs.is_valid(step.get("image")):
-        return ["%s: %r is not a valid image reference" % (step.where("image"), step.get("image"))]
-    return []
+    return image_ref_problems(step, "image")
 
 
 def check(step, saved):

@@ -6,7 +6,7 @@ silently change); `latest` may move, with a warning that it is a moving target.
 """
 from .. import engine, refs, ui
 from ..errors import StepFailed
-from . import Verdict, source_image_id
+from . import Verdict, image_ref_problems, source_image_id
 
 
 def outputs(step):
@@ -18,12 +18,7 @@ def inputs(step):
 
 
 def problems(step):
-    found = []
-    for index, ref in enumerate([step.get("source")] + step.get("tags")):
-        if not refs.is_valid(ref):
-            field = ("source",) if index == 0 else ("tags", index - 1)
-            found.append("%s: %r is not a valid image reference" % (step.where(*field), ref))
-    return found
+    return image_ref_problems(step, "source", "tags")
 
 
 def check(step, saved):
