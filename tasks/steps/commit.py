@@ -47,10 +47,9 @@ def check(step, saved):
                                  "definition": definition_digest})
     memo = {"source_id": source_id, "input_digest": input_digest, "definition_digest": definition_digest}
     image_ref = step.get("image")
-    image = docker.inspect_image(image_ref)
-    if image is None:
+    labels = docker.image_labels(image_ref)
+    if labels is None:
         return Verdict(False, "committing %s: the engine has no such image" % image_ref, memo)
-    labels = (image.get("Config") or {}).get("Labels") or {}
     if labels.get(INPUTS_LABEL) != input_digest:
         return Verdict(False, "committing %s again: %s" % (image_ref, _why_changed(saved, memo, source)), memo)
     return Verdict(True, memo=memo)
@@ -92,12 +91,16 @@ def run(step, verdict):
             "definition_digest": memo["definition_digest"]}
 
 
-def _start(step, docker, source_id):
+def create_container(step, docker, source_id, command):
+    """A temporary container of the step's source image (labelled for prune); its id."""
     try:
-        container = docker.api.create_container(source_id, command=step.get("command"),
-                                                labels={TEMPORARY_LABEL: step.name})["Id"]
+        return docker.api.create_container(source_id, command=command, labels={TEMPORARY_LABEL: step.name})["Id"]
     except docker.sdk_errors() as err:
         raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+
+
+def _start(step, docker, source_id):
+    container = create_container(step, docker, source_id, step.get("command"))
     try:
         docker.api.start(container)
     except docker.sdk_errors() as err:

@@ -20,7 +20,7 @@ from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import atomic_writer
 from . import Verdict, image_ref_problems, source_image_id
-from .commit import TEMPORARY_LABEL, remove_container
+from .commit import create_container, remove_container
 
 MAX_LINKS = 8
 
@@ -60,14 +60,9 @@ def run(step, verdict):
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     target = step.path("target")
-    try:
-        container = docker.api.create_container(
-            memo["source_id"], labels={TEMPORARY_LABEL: step.name},
-            # never started: the command need not exist in the image, but an image
-            # without CMD (FROM scratch) cannot be created without one
-            command=["dockflow-copy-out"])["Id"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+    # never started: the command need not exist in the image, but an image
+    # without CMD (FROM scratch) cannot be created without one
+    container = create_container(step, docker, memo["source_id"], ["dockflow-copy-out"])
     try:
         with tempfile.TemporaryFile() as archive:
             kind = _fetch(step, docker, container, step.get("path"), archive)
