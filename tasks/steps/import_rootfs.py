@@ -66,6 +66,12 @@ def input_digest(step, saved):
         sources["files"] = ("/", sorted(p.lstrip("/") for p in _host_files(step).values()))
     for name, (root, relpaths) in sources.items():
         parts[name], stats[name] = files_digest(root, relpaths, previous.get(name))
+    if "files" in stats:
+        # By path in the image, not on the host: the same project in another folder
+        # (a fresh clone) makes the same image and must not re-import it.
+        parts["files"] = value_digest(sorted(
+            (inside, stats["files"][host.lstrip("/")][4], stats["files"][host.lstrip("/")][3] & 0o111)
+            for inside, host in _host_files(step).items()))
     return value_digest(parts), stats
 
 

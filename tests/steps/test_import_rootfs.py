@@ -120,3 +120,24 @@ def test_missing_sources_fail_that_step_clearly(project, names):
     assert "steps.bad.rootfs: ../nowhere does not exist" in done.output
     assert "steps.bad.files.bin/busybox: /no/such/busybox does not exist on this machine" in done.output
     assert "Traceback" not in done.output
+
+
+def test_the_same_project_in_another_folder_imports_nothing(project, names, tmp_path):
+    """A fresh clone elsewhere holds the same files: its import is already done."""
+    import shutil
+    import subprocess
+    import sys
+
+    project.write("root/etc/motd", "hello\n")
+    project.workflow("""
+        steps:
+          base: {kind: import, image: %s/x, files: {etc/motd: ../root/etc/motd, bin/busybox: /bin/busybox}}
+        """ % names)
+    assert project.doit("base").returncode == 0
+    clone = tmp_path.parent / (tmp_path.name + "-elsewhere")
+    shutil.copytree(project.root, clone, ignore=shutil.ignore_patterns(".dockflow"))
+    moved = subprocess.run([sys.executable, "-m", "doit", "base"], cwd=clone, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
+                               os.path.abspath(__file__)))), DOCKER_HOST=project.docker_host))
+    assert moved.returncode == 0, moved.stderr
+    assert "-- base" in moved.stdout
