@@ -386,7 +386,7 @@ def format_layers(report, truncate=True):
                      "name one with --base)" % human_size(report["total_size"]))
     lines.append("dangling images (<none>:<none>): %d, %s%s" % (
         len(report["dangling"]), human_size(report["dangling_size"]),
-        "; `docker image prune` removes them" if report["dangling"] else ""))
+        "; `doit prune dry_run=true` shows what a prune would free" if report["dangling"] else ""))
     for item in report["dangling"]:
         lines.append("  %-12s  %-20s  %8s" % (item["id"][7:19], item["created"], human_size(item["size"])))
     return "\n".join(lines) + "\n"

@@ -38,7 +38,7 @@ def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
     problems, producers, producers_below = [], {}, {}
     for name, step in all_steps.items():
-        for item in _safe(step, "outputs", problems):
+        for item in _safe(step, "outputs"):
             key = _key(item)
             producers.setdefault(key, name)
             if key[0] == "file":  # a file made inside a folder another step reads
@@ -47,7 +47,7 @@ def dependencies(all_steps):
     deps = {}
     for name, step in all_steps.items():
         needed = set()
-        for item in _safe(step, "inputs", problems):
+        for item in _safe(step, "inputs"):
             key = _key(item)
             if key in producers:
                 needed.add(producers[key])
@@ -81,7 +81,7 @@ def _key(item):
     return (kind, refs.normalize(value) if kind == "image" else os.path.normpath(value))
 
 
-def _safe(step, what, problems):
+def _safe(step, what):
     """A step module's inputs/outputs. A value that cannot be resolved yet (no git
     repository for ${commit}, say) is left out here: that step's own check reports
     it when it runs, and unrelated steps stay usable."""

@@ -51,7 +51,7 @@ def docker_cli(docker_host):
 
 @pytest.fixture(scope="session")
 def busybox_image(docker_cli, tmp_path_factory):
-    """A 2 MB base image made from /bin/busybox, no registry (ENGINE.md)."""
+    """A 2 MB base image made from /bin/busybox, no registry (docker import of a rootfs tar)."""
     ref = "dockflow-test/busybox:1"
     if not docker_cli("images", "-q", ref).strip():
         tar_path = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"

@@ -1,6 +1,6 @@
 """The no-op path stays lean: loading every workflow of this repository and asking
 doit for its tasks imports none of the heavy libraries (they cost ~250 ms together,
-DOIT.md). Behaviour, not a timing: a heavy import creeping in makes this fail."""
+measured with python -X importtime). Behaviour, not a timing: a heavy import creeping in makes this fail."""
 import json
 import os
 import subprocess

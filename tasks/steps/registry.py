@@ -17,11 +17,11 @@ import os
 import time
 import urllib.parse
 
-from .. import engine, refs, registry_api, ui
+from .. import engine, registry_api, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import sha256_file
-from . import Verdict
+from . import Verdict, image_ref_problems
 
 DEFINITION_LABEL = "io.dockflow.registry"
 DATA_PATH = "/var/lib/registry"
@@ -60,8 +60,7 @@ def problems(step):
     port = str(step.get("port", 5000))
     if not (port.isdigit() and 1 <= int(port) <= 65535):
         found.append("%s: %r is not a port number" % (step.where("port"), port))
-    if not refs.is_valid(image_ref(step)):
-        found.append("%s: %r is not a valid image reference" % (step.where("image"), image_ref(step)))
+    found += image_ref_problems(step, "image")  # the default, registry:2, is valid
     for field in MOUNTS:
         if field in step.spec and not os.path.isfile(step.path(field)):
             found.append("%s: %s does not exist" % (step.where(field), step.get(field)))

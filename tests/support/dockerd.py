@@ -1,6 +1,6 @@
 """Start a Docker engine for the test run when none answers, and stop exactly it.
 
-ENGINE.md: a second dockerd on the same socket fails, so a daemon that answers is
+A second dockerd on the same socket fails, so a daemon that answers is
 reused and left alone; one started here is stopped by its own pid at the end.
 """
 import os

@@ -1,4 +1,5 @@
-"""Host B: a second machine for save / transfer / load tests (ENGINE.md "A second host").
+"""Host B: a second machine for save / transfer / load tests (a network namespace, since a
+second dockerd with --bridge=none would delete the first one's docker0 bridge).
 
 A network namespace joined to this one by a veth pair, with its own dockerd (own
 socket, data-root and exec-root; entered with `nsenter --net=`, not `ip netns
