@@ -10,7 +10,6 @@ skips a layer whose chain it already has without opening its file).
 import hashlib
 import json
 import os
-import tarfile
 
 from .digest import files_digest
 from .errors import StepFailed
@@ -64,6 +63,8 @@ class ImageTar:
     """What a save tar holds: its images (config id, tags, layer files in order)."""
 
     def __init__(self, path):
+        import tarfile  # here, not at the top: loading the workflows must stay cheap
+
         self.path = path
         self.gzip = is_gzip(path)
         try:

@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
@@ -98,6 +97,8 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
     if not url.hostname:
         raise StepFailed("%s: not an ssh://[user@]host[:port] address" % docker_host)
     remote = Remote(url.hostname, url.username, settings, base_dir, port=url.port)
+    import tempfile  # here, not at the top: loading the workflows must stay cheap
+
     folder = tempfile.mkdtemp(prefix="dockflow-ssh-")
     local_socket = os.path.join(folder, "docker.sock")
     argv = ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",

@@ -8,8 +8,6 @@ it rebuilds too; a file touched without a content change rebuilds nothing.
 """
 import os
 import re
-import tarfile
-import tempfile
 
 from .. import dockerignore, engine, refs, ui
 from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
@@ -145,6 +143,7 @@ def run(step, verdict):
 
 
 def _build(step, docker, image_ref, memo):
+    import tempfile  # here, not at the top: the no-op path never packs a tar
     missing_bases = [ref for ref, image_id in memo["bases"].items() if image_id is None]
     if missing_bases and not step.get("pull"):
         ui.warn(step.name, "base image %s is not in the engine; the build will try to pull it"
@@ -169,6 +168,7 @@ def _build(step, docker, image_ref, memo):
 
 def _pack_context(step, relpaths, handle):
     """Write the build context as a tar to `handle`; the Dockerfile's name in it."""
+    import tarfile  # here, not at the top: the no-op path never packs a tar
     context = step.path("context")
     dockerfile = _dockerfile_in_context(step) or OUTSIDE_DOCKERFILE
     with tarfile.open(fileobj=handle, mode="w") as archive:

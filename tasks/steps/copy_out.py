@@ -11,9 +11,6 @@ Up to date when the source image's id and the step's definition are those of the
 last successful copy (doit's saved values) and the target exists.
 """
 import os
-import shutil
-import tarfile
-import tempfile
 
 from .. import engine, ui
 from ..digest import value_digest
@@ -57,6 +54,9 @@ def check(step, saved):
 
 
 def run(step, verdict):
+    import tarfile  # here and below, not at the top: loading the workflows must stay cheap
+    import tempfile
+
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     target = step.path("target")
@@ -105,6 +105,8 @@ def _fetch(step, docker, container, path, archive):
 
 
 def _write_file(step, tar, target):
+    import shutil
+
     member = tar.next()
     if member is None or not member.isfile():
         raise StepFailed("%s: %s in %s is not a regular file" % (step.where("path"), step.get("path"),
@@ -120,6 +122,9 @@ def _write_file(step, tar, target):
 
 def _write_folder(tar, target):
     """Unpack beside the target, then swap it in; the old copy is removed last."""
+    import shutil
+    import tempfile
+
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     unpacked = tempfile.mkdtemp(prefix=".%s.partial-" % os.path.basename(target), dir=parent)

@@ -7,8 +7,6 @@ owners, no times) in a temp file and imported with the inputs' digest as a label
 Up to date when the engine has the image with that label.
 """
 import os
-import tarfile
-import tempfile
 
 from .. import engine, refs, ui
 from ..digest import INPUTS_LABEL, files_digest, value_digest
@@ -99,6 +97,7 @@ def check(step, saved):
 
 
 def run(step, verdict):
+    import tempfile  # here, not at the top: the no-op path never packs a tar
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     image_ref = step.get("image")
@@ -121,6 +120,7 @@ def run(step, verdict):
 
 def _pack(step, tar_path):
     """The root filesystem as a tar: folder first, then listed files and symlinks."""
+    import tarfile  # here, not at the top: the no-op path never packs a tar
     made_dirs = set()
 
     def ensure_parents(archive, inside):

@@ -7,7 +7,6 @@ Up to date when the tar and its checksum file are there and agree, and the tar
 holds the image id the engine has now. The tar's sha256 is remembered with its
 size, mtime and inode, so a no-op run does not read the tar again.
 """
-import gzip
 import hashlib
 import os
 
@@ -77,6 +76,8 @@ class _Hashing:
 
 
 def run(step, verdict):
+    import gzip  # here, not at the top: the no-op path never compresses
+
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     image_ref, tar_path = step.get("image"), step.path("tar")
