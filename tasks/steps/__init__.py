@@ -29,6 +29,18 @@ STEP_KINDS = {
 }
 
 
+# Containers a step starts carry this label (value: the project folder), so that
+# prune's `containers: true` can remove the stopped ones a run left behind.
+PROJECT_LABEL = "io.dockflow.project"
+
+
+def project_dir():
+    """The folder of the project this run loaded (where its workflows/ are)."""
+    from .. import plan
+
+    return plan._project["dir"]
+
+
 def module_for(kind):
     return importlib.import_module("%s.%s" % (__name__, STEP_KINDS[kind]))
 

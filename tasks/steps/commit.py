@@ -17,7 +17,7 @@ import json
 from .. import engine, refs, ui
 from ..digest import INPUTS_LABEL, value_digest
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems, source_image_id
+from . import PROJECT_LABEL, Verdict, image_ref_problems, project_dir, source_image_id
 
 LAST_LINES = 8
 TEMPORARY_LABEL = "io.dockflow.temporary"
@@ -94,7 +94,8 @@ def run(step, verdict):
 def create_container(step, docker, source_id, command):
     """A temporary container of the step's source image (labelled for prune); its id."""
     try:
-        return docker.api.create_container(source_id, command=command, labels={TEMPORARY_LABEL: step.name})["Id"]
+        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
+        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
     except docker.sdk_errors() as err:
         raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
 

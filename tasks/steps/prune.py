@@ -32,13 +32,10 @@ import time
 
 from .. import engine, imagetar, refs, ui
 from ..errors import StepFailed
-from . import Verdict
+from . import PROJECT_LABEL, Verdict, project_dir
 
 ALWAYS_RUN = True
 KEEP_LABEL = "io.dockflow.keep"
-# Steps that start containers label them with this (value: the project folder);
-# prune's `containers: true` removes only stopped containers carrying it.
-PROJECT_LABEL = "io.dockflow.project"
 AGE_RE = re.compile(r"^([0-9]+)([smhdw])$")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STOPPED = ("created", "exited", "dead")
@@ -140,7 +137,7 @@ class Survey:
         self.step = step
         self.docker = docker
         self.policy = Policy(step)
-        self.project_dir = plan._project["dir"]
+        self.project_dir = project_dir()
         api = docker.api
         self.images = {image["Id"]: image for image in api.images(all=True)}
         self.containers = api.containers(all=True)

@@ -65,3 +65,47 @@ def test_failing_command_commits_nothing_and_removes_container(project, names, b
     assert "Traceback" not in done.output
     assert not docker_cli("images", "-q", names + "/app-test").strip()
     assert our_containers(docker_cli, names) == []
+
+
+def test_a_killed_run_leaves_a_container_that_prune_removes(project, names, busybox_image, docker_cli):
+    """A run killed half way cannot remove its temporary container; the container
+    carries the project's label, so `prune` with `containers: true` takes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    flow(project, names, busybox_image, command="[sleep, '600']")
+    project.workflow("""
+        steps:
+          tidy:
+            kind: prune
+            dangling: false
+            containers: true
+        """, name="prune.yaml")
+    assert project.doit("build_app").returncode == 0
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+               DOCKER_HOST=project.docker_host)
+    run = subprocess.Popen([sys.executable, "-m", "doit", "commit_test_data"], cwd=project.root, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    left = []
+    try:
+        for _ in range(600):  # until the step's container runs (not a time bound on the result)
+            left = our_containers(docker_cli, names)
+            if left:
+                break
+            time.sleep(0.1)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert len(left) == 1
+    try:
+        labels = docker_cli("inspect", "-f", '{{index .Config.Labels "io.dockflow.project"}}', left[0]).strip()
+        assert labels == os.path.realpath(project.root)
+        docker_cli("kill", left[0])
+        done = project.doit("tidy")
+        assert done.returncode == 0, done.output
+        assert our_containers(docker_cli, names) == []
+    finally:
+        docker_cli("rm", "-f", *left, check=False)
