@@ -94,7 +94,7 @@ def debian_packages(with_tests):
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env,
+    run(["apt-get", "install", "-y", "-q", *missing], env=env,
         stdout=subprocess.DEVNULL)
 
 
