@@ -37,6 +37,7 @@ from .files import write_atomic
 # Exit code of a definition error, as doit uses it when a dodo.py cannot load.
 DEFINITION_ERROR = 3
 
+DANGLING_SHOWN = 15  # the largest; a terminal is not the place for hundreds of lines
 UP_TO_DATE, WILL_RUN, MAY_RUN, FAILS = "up to date", "will run", "may run", "fails"
 STATE_COLOURS = {UP_TO_DATE: "#d9f2d9", WILL_RUN: "#ffe0b3", MAY_RUN: "#fff7cc", FAILS: "#f7c6c6"}
 
@@ -387,6 +388,9 @@ def format_layers(report, truncate=True):
     lines.append("dangling images (<none>:<none>): %d, %s%s" % (
         len(report["dangling"]), human_size(report["dangling_size"]),
         "; `doit prune dry_run=true` shows what a prune would free" if report["dangling"] else ""))
-    for item in report["dangling"]:
+    largest = sorted(report["dangling"], key=lambda item: -item["size"])
+    for item in largest[:DANGLING_SHOWN]:
         lines.append("  %-12s  %-20s  %8s" % (item["id"][7:19], item["created"], human_size(item["size"])))
+    if len(largest) > DANGLING_SHOWN:
+        lines.append("  ... %d more (all of them in --json)" % (len(largest) - DANGLING_SHOWN))
     return "\n".join(lines) + "\n"

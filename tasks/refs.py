@@ -55,6 +55,8 @@ def parse(text):
         repository = "%s/%s" % (registry, repository)
         registry = None
     registry = registry or DEFAULT_REGISTRY
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = DEFAULT_REGISTRY  # Docker Hub's other names
     if registry == DEFAULT_REGISTRY and "/" not in repository:
         repository = "library/" + repository
     tag = match.group("tag") or ("" if match.group("digest") else "latest")

@@ -84,7 +84,9 @@ def load_file(path, cache_dir, override=None, collect=None):
         raw = handle.read()
     schema_raw = _read_schema()
     key = hashlib.sha256(CACHE_FORMAT + schema_raw + raw).hexdigest()
-    cache_path = os.path.join(cache_dir, key + ".json")
+    # One entry per workflow file: `lab.yaml-<sha>.json`; a new one replaces the old.
+    cache_prefix = os.path.basename(path) + "-"
+    cache_path = os.path.join(cache_dir, cache_prefix + key + ".json")
     try:
         with open(cache_path, encoding="utf-8") as handle:
             cached = json.load(handle)
@@ -99,8 +101,18 @@ def load_file(path, cache_dir, override=None, collect=None):
             collect.extend(problems)
         else:
             files.write_atomic(cache_path, json.dumps(cached).encode())
+            _drop_older_entries(cache_dir, cache_prefix, cache_path)
     marks = {k: tuple(v) for k, v in cached["marks"].items()}
     return Workflow(os.path.abspath(path), cached["document"], marks, override)
+
+
+def _drop_older_entries(cache_dir, prefix, keep):
+    for name in os.listdir(cache_dir):
+        if name.startswith(prefix) and os.path.join(cache_dir, name) != keep:
+            try:
+                os.unlink(os.path.join(cache_dir, name))
+            except OSError:
+                pass  # another run removed it first
 
 
 _schema_bytes = None

@@ -37,3 +37,8 @@ def test_invalid(text):
     assert not refs.is_valid(text)
     if text is not None:
         assert refs.normalize(text) == text  # left as written: never matches a real output
+
+
+def test_docker_hubs_other_names_are_docker_io():
+    assert refs.normalize("index.docker.io/library/alpine") == refs.normalize("alpine")
+    assert refs.normalize("registry-1.docker.io/lab/app:1") == refs.normalize("lab/app:1")

@@ -208,6 +208,7 @@ def test_second_load_uses_the_cache_and_a_change_invalidates_it(flows):
     third = probe(flows, path)
     assert third == {"tags": ["c"], "where": "workflows/x.yaml:3:29: steps.t.tags",
                      "modules": ["jsonschema", "yaml"]}
+    assert len(os.listdir(flows.cache_dir)) == 1  # the new entry replaced the old one
 
 
 def test_a_broken_cache_entry_is_parsed_again(flows):
