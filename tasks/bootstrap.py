@@ -5,7 +5,7 @@ Installs what is missing and says what it did:
 - on Debian as root, the Debian packages for what no command provides yet:
   Docker Engine (docker.io), busybox-static (the lab's offline base image),
   docker-registry (the lab's offline registry:2 image), and with --tests also
-  openssh-server and rsync (the second host of the tests);
+  openssh-server and rsync (the second host of the tests), cron and graphviz;
 - a running Docker engine, when none answers and this is not a --tests run (the
   test run starts and stops its own). It keeps running for the lab: stop it with
   `kill PID` (the pid is printed and kept in /run/dockflow-dockerd.pid).
@@ -25,7 +25,7 @@ PYTHON_MODULES = ("doit", "docker", "jsonschema", "yaml", "loguru", "rich")
 DEBIAN_PACKAGES = {"dockerd": "docker.io", "/bin/busybox": "busybox-static", "docker-registry": "docker-registry"}
 DEBIAN_TEST_PACKAGES = {"sshd": "openssh-server",
                         "rsync": "rsync", "ip": "iproute2", "nsenter": "util-linux",
-                        "crontab": "cron"}
+                        "crontab": "cron", "dot": "graphviz"}
 DOCKERD_LOG = "/var/log/dockflow-dockerd.log"
 DOCKERD_PID = "/run/dockflow-dockerd.pid"
 

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -205,6 +206,12 @@ def test_graph_is_svg_naming_every_step_with_its_state(project, names, busybox_i
     assert "will run" in titles["step-commit_data"]
     arrows = root.findall("svg:line", ns)
     assert len(arrows) == 3  # build_app -> each of the others
+    png = project.path("out/graph.png")
+    if shutil.which("dot"):  # Graphviz: bootstrap --tests installs it
+        with open(png, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert not os.path.exists(png)
 
 
 # --- layers (engine) -----------------------------------------------------------
