@@ -238,7 +238,11 @@ class Engine:
             import docker
 
             try:
-                self._client = docker.DockerClient(base_url=self.host, version="auto", timeout=600)
+                if self.host == default_host() and os.environ.get("DOCKER_TLS_VERIFY"):
+                    # DOCKER_HOST with TLS: the SDK reads DOCKER_CERT_PATH as the docker CLI does.
+                    self._client = docker.from_env(version="auto", timeout=600)
+                else:
+                    self._client = docker.DockerClient(base_url=self.host, version="auto", timeout=600)
             except docker.errors.DockerException as err:
                 raise self.unreachable(_reason(err)) from None
         return self._client
