@@ -62,20 +62,23 @@ def python_packages(with_tests):
 
 
 def doit_on_path():
-    """pip run as `python -m pip` does not refresh pyenv's shims: `doit` would not be found."""
-    if shutil.which("doit"):
-        return
+    """pip run as `python -m pip` does not refresh pyenv's shims, and pyenv runs this
+    very script with the interpreter's own bin folder first on PATH: look for `doit`
+    as the user's shell will, without that folder."""
+    scripts = os.path.dirname(sys.executable)
     if shutil.which("pyenv"):
         run(["pyenv", "rehash"])
-    if shutil.which("doit"):
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    prepended_by_pyenv = os.path.realpath(scripts).startswith(os.path.realpath(pyenv_root) + os.sep)
+    user_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                if not (prepended_by_pyenv and os.path.realpath(p) == os.path.realpath(scripts)))
+    if shutil.which("doit", path=user_path) or shutil.which("doit", path=scripts) is None:
         return
-    script = os.path.join(os.path.dirname(sys.executable), "doit")
-    if os.path.exists(script) and os.geteuid() == 0 and os.path.isdir("/usr/local/bin"):
-        os.symlink(script, "/usr/local/bin/doit")
-        say("linked /usr/local/bin/doit -> " + script)
-    elif not shutil.which("doit"):
-        say("doit is installed as %s; add %s to PATH or use `python3 -m doit`"
-            % (script, os.path.dirname(script)))
+    if os.geteuid() == 0 and os.path.isdir("/usr/local/bin") and not os.path.exists("/usr/local/bin/doit"):
+        os.symlink(os.path.join(scripts, "doit"), "/usr/local/bin/doit")
+        say("linked /usr/local/bin/doit -> " + os.path.join(scripts, "doit"))
+    else:
+        say("doit is installed in %s: add that folder to PATH, or use `python3 -m doit`" % scripts)
 
 
 def _present(probe):
