@@ -92,7 +92,7 @@ def test_a_killed_run_leaves_a_container_that_prune_removes(project, names, busy
     left = []
     try:
         for _ in range(600):  # until the step's container runs (not a time bound on the result)
-            left = our_containers(docker_cli, names)
+            left = docker_cli("ps", "-q", "--filter", "ancestor=%s/app" % names).split()  # running ones
             if left:
                 break
             time.sleep(0.1)
@@ -103,7 +103,7 @@ def test_a_killed_run_leaves_a_container_that_prune_removes(project, names, busy
     try:
         labels = docker_cli("inspect", "-f", '{{index .Config.Labels "io.dockflow.project"}}', left[0]).strip()
         assert labels == os.path.realpath(project.root)
-        docker_cli("kill", left[0])
+        docker_cli("stop", "-t", "1", left[0])
         done = project.doit("tidy")
         assert done.returncode == 0, done.output
         assert our_containers(docker_cli, names) == []
