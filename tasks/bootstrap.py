@@ -97,8 +97,18 @@ def debian_packages(with_tests):
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
-    run(["apt-get", "install", "-y", "-q", *missing], env=env,
-        stdout=subprocess.DEVNULL)
+    try:
+        run(["apt-get", "install", "-y", "-q", *missing], env=env, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        # One package this release lacks must not keep the others out: say which.
+        failed = []
+        for package in missing:
+            try:
+                run(["apt-get", "install", "-y", "-q", package], env=env, stdout=subprocess.DEVNULL)
+            except subprocess.CalledProcessError:
+                failed.append(package)
+        say("could not install %s (apt-cache policy %s tells why); what needs it will fail"
+            % (", ".join(failed), " ".join(failed)))
 
 
 def docker_engine():
