@@ -91,13 +91,6 @@ def _safe(step, what):
         return []
 
 
-def step_problems(all_steps):
-    """Raise WorkflowError with every step kind's own load-time problems, if any."""
-    problems = step_problem_list(all_steps)
-    if problems:
-        raise WorkflowError(problems)
-
-
 def step_problem_list(all_steps):
     """Each step kind's own load-time checks (paths exist, references are valid)."""
     problems = []

@@ -10,7 +10,7 @@ import json
 import os
 
 from . import files, variables
-from .errors import StepFailed, WorkflowError
+from .errors import WorkflowError
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schemas", "workflow.schema.json")
@@ -302,8 +302,3 @@ def load_all(workflow_dir, cache_dir, override=None, collect=None):
     if problems:
         raise WorkflowError(problems + (collect or []))
     return workflows
-
-
-def step_value_error(step, field, err):
-    """A StepFailed about one field, prefixed with where that field is written."""
-    return StepFailed("%s: %s" % (step.where(field), err))
