@@ -48,6 +48,14 @@ def test_implied_dependencies(proj):
                            "tag": ["build_app"], "other": []}
 
 
+def test_copy_from_an_image_is_an_implied_dependency(proj):
+    lab(proj, "  tool: {kind: build, context: tool, image: me/tool}\n")
+    proj.write("workflows/tool/Dockerfile", "FROM lab/busybox:1\n")
+    proj.write("workflows/app/Dockerfile", "FROM basic-base AS b\nCOPY --from=me/tool /bin/sh /x\n"
+                                           "COPY --from=b /a /a\nCOPY --from=0 /c /c\n")
+    assert proj.deps()["build_app"] == ["build_base", "tool"]
+
+
 def test_explicit_needs_add_to_implied(proj):
     lab(proj, "  late: {kind: tag, source: a, tags: [b], needs: [other, tag]}\n")
     assert proj.deps()["late"] == ["other", "tag"]

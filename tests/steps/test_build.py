@@ -165,3 +165,38 @@ def test_the_context_sent_is_the_context_hashed(project, names, busybox_image, d
     assert "kept.txt" in listing and "abc" not in listing
     project.write("c/abc", "still ignored\n")
     assert "-- sent" in project.doit("sent").output
+
+
+def test_another_image_under_the_name_is_rebuilt(project, names, busybox_image, docker_cli):
+    """Someone tags another image as ours: the engine's image is not the one this step built."""
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    built = image_id(docker_cli, names + "/app")
+    docker_cli("tag", busybox_image, names + "/app")
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "rebuilding %s/app: the engine's image of that name" % names in again.output
+    assert image_id(docker_cli, names + "/app") == built  # Docker's cache gives the same image back
+
+
+def test_lost_state_costs_a_cached_build_and_keeps_the_image(project, names, busybox_image, docker_cli):
+    chain(project, names, busybox_image)
+    assert project.doit("build_app").returncode == 0
+    built = {ref: image_id(docker_cli, ref) for ref in (names + "/base", names + "/app")}
+    os.remove(project.path(".dockflow/doit.sqlite3"))
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "no build of it is recorded in this project yet" in again.output
+    assert "Using cache" in again.output
+    assert {ref: image_id(docker_cli, ref) for ref in built} == built
+    assert "-- build_app" in project.doit("build_app").output
+
+
+def test_no_label_step_is_added_to_the_build(project, names, busybox_image, docker_cli):
+    """A label would make the legacy builder add a step (a container committed) to every build."""
+    chain(project, names, busybox_image)
+    done = project.doit("build_app")
+    assert done.returncode == 0, done.output
+    assert "LABEL" not in done.output
+    labels = docker_cli("image", "inspect", "-f", "{{json .Config.Labels}}", names + "/app")
+    assert "io.dockflow" not in labels
