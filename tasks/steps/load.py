@@ -14,11 +14,13 @@ Up to date when the target engine has the tar's image id (under its tags).
 import os
 import time
 
-from .. import engine, imagetar, refs, ssh, ui
+from .. import engine, refs, ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, sha256_file
-from ..progress import bytes_bar, human
 from . import Verdict, image_ref_problems
+
+# imagetar and progress are imported in the functions that check or run: loading
+# the workflows imports every step module, and it needs neither.
 
 DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
 
@@ -51,6 +53,8 @@ def _shown_host(step):
 
 
 def check(step, saved):
+    from .. import imagetar
+
     tar_path = step.path("tar")
     if not os.path.isfile(tar_path):
         raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
@@ -92,6 +96,9 @@ def _id_on(docker, ref):
 
 
 def run(step, verdict):
+    from .. import imagetar
+    from ..progress import bytes_bar, human
+
     memo = verdict.memo or check(step, {}).memo
     tar_path = step.path("tar")
     actual = _verify(step, tar_path)
@@ -123,6 +130,8 @@ def run(step, verdict):
 
 def _verify(step, tar_path):
     """The tar's sha256, read now; StepFailed unless it equals the one recorded beside it."""
+    from .. import imagetar
+
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is None:
         raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
@@ -136,6 +145,8 @@ def _verify(step, tar_path):
 
 def _present_layers(step, docker, tar):
     """(layer folders the target already has, why none are skipped or "")."""
+    from .. import imagetar
+
     if step.get("only_missing_layers") is False:
         return set(), "only_missing_layers is false"
     if tar.gzip:

@@ -30,7 +30,7 @@ so it never runs beside a build or push of the same project.
 import re
 import time
 
-from .. import engine, imagetar, refs, ui
+from .. import engine, refs, ui
 from ..errors import StepFailed
 from . import PROJECT_LABEL, Verdict, project_dir
 
@@ -241,6 +241,8 @@ class Survey:
     # --- layers and bytes -----------------------------------------------------
     def chains(self, image_id):
         """The chain ids of an image's layers, bottom first (as the engine names layers)."""
+        from .. import imagetar  # here, not at the top: loading the workflows never reads layers
+
         inspected = self.docker.inspect_image(image_id) or {}
         return imagetar.chain_ids((inspected.get("RootFS") or {}).get("Layers") or [])
 

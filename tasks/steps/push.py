@@ -16,10 +16,12 @@ Docker's credential store (docker login). They are never logged.
 import os
 import time
 
-from .. import engine, progress, refs, registry_api, ui
+from .. import engine, refs, ui
 from ..errors import StepFailed
-from ..registry_api import RegistryDenied, RegistryUnreachable
 from . import Verdict, image_ref_problems
+
+# registry_api and progress are imported in the functions that check or push:
+# loading the workflows imports every step module, and a no-op run needs neither.
 
 FIRST_DELAY = 1.0
 # Words in the daemon's errorDetail messages.
@@ -86,6 +88,8 @@ def _stored_credentials(registry):
 
 
 def check(step, saved):
+    from ..registry_api import RegistryUnreachable
+
     docker = engine.for_step(step)
     image_ref = step.get("image")
     image = docker.inspect_image(image_ref)
@@ -103,6 +107,8 @@ def check(step, saved):
 
 def _compare(step, image, memo):
     """The verdict from the registry's manifest of repository:tag."""
+    from .. import registry_api
+
     repository, tag = repository_and_tag(step)
     found = registry_api.Registry(step.get("registry"), credentials(step)).manifest(repository, tag)
     if found is None:
@@ -124,6 +130,8 @@ def _compare(step, image, memo):
 
 
 def run(step, verdict):
+    from ..registry_api import RegistryUnreachable
+
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)
     target_ref = target(step)
@@ -185,6 +193,8 @@ def push_image(docker, image_id, target_ref, auth_config, step_name):
 
 
 def _stream_error(target_ref, chunk):
+    from ..registry_api import RegistryDenied, RegistryUnreachable
+
     message = ((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
     lowered = message.lower()
     text = "push of %s: %s" % (target_ref, message)
@@ -200,6 +210,8 @@ class _Progress:
     far for the shared progress bar (drawn on a terminal only, tasks/progress.py)."""
 
     def __init__(self, step_name, target_ref):
+        from .. import progress
+
         self.target_ref = target_ref
         self.layers = {}  # layer id -> last status
         self.sent = {}    # layer id -> bytes sent
@@ -228,6 +240,8 @@ class _Progress:
             self.sent[layer] = current
 
     def summary(self):
+        from .. import progress
+
         pushed = sum(1 for status in self.layers.values() if status == "Pushed")
         present = sum(1 for status in self.layers.values() if "exists" in status.lower())
         return "%d layer%s pushed (%s), %d already there" % (pushed, "s" * (pushed != 1),

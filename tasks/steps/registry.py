@@ -17,7 +17,7 @@ import os
 import time
 import urllib.parse
 
-from .. import engine, registry_api, ui
+from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import sha256_file
@@ -133,6 +133,8 @@ def _what_changed(labels, wanted):
 
 
 def _answers(step, wanted):
+    from .. import registry_api  # here, not at the top: loading the workflows never asks a registry
+
     status = registry_api.v2_status(address(step), tls=bool(wanted["environment"].get("REGISTRY_HTTP_TLS_KEY")))
     return status == 200 or (status == 401 and "REGISTRY_AUTH" in wanted["environment"])
 

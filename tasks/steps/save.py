@@ -10,11 +10,13 @@ size, mtime and inode, so a no-op run does not read the tar again.
 import hashlib
 import os
 
-from .. import engine, imagetar, ui
+from .. import engine, ui
 from ..errors import StepFailed
 from ..files import atomic_writer
-from ..progress import bytes_bar, human
 from . import Verdict, image_ref_problems
+
+# imagetar and progress are imported in the functions that check or run: loading
+# the workflows imports every step module, and it needs neither.
 
 CHUNK = 1 << 20
 
@@ -32,6 +34,8 @@ def problems(step):
 
 
 def check(step, saved):
+    from .. import imagetar
+
     docker = engine.for_step(step)
     image_ref, tar_path = step.get("image"), step.path("tar")
     image_id = docker.image_id(image_ref)
@@ -77,6 +81,9 @@ class _Hashing:
 
 def run(step, verdict):
     import gzip  # here, not at the top: the no-op path never compresses
+
+    from .. import imagetar
+    from ..progress import bytes_bar, human
 
     memo = verdict.memo or check(step, {}).memo
     docker = engine.for_step(step)

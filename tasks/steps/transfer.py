@@ -12,11 +12,13 @@ import os
 import subprocess
 import time
 
-from .. import imagetar, ssh, ui
+from .. import ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, atomic_writer, sha256_file
-from ..progress import bytes_bar, human
 from . import Verdict
+
+# imagetar and progress are imported in the functions that check or run: loading
+# the workflows imports every step module, and it needs neither.
 
 
 def outputs(step):
@@ -49,6 +51,8 @@ def _shown(final, remote):
 
 
 def check(step, saved):
+    from .. import imagetar
+
     tar_path = step.path("tar")
     if not os.path.isfile(tar_path):
         raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
@@ -82,6 +86,8 @@ def _remote_sha256(remote, path):
 
 
 def run(step, verdict):
+    from ..progress import human
+
     memo = verdict.memo or check(step, {}).memo
     tar_path = step.path("tar")
     size = os.path.getsize(tar_path)
@@ -99,6 +105,9 @@ def run(step, verdict):
 
 
 def _copy_local(step, tar_path, final, sha256, size):
+    from .. import imagetar
+    from ..progress import bytes_bar
+
     _remove_dead_partials(final)
     limit = (step.get("bwlimit") or 0) * 1024
     try:
