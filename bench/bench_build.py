@@ -138,10 +138,12 @@ class Lab:
         return ["make", "all"] + self.make_vars
 
     def empty(self, side):
-        """No lab image in the engine and no file the lab made: a cold start."""
+        """A cold start: no lab image in the engine, no registry container or its data
+        (the registry:2 image stays: the Makefile cannot make it), no file the lab made."""
         remove_lab_images()
         for port in self.registry_ports:
             remove_images("localhost:%d/basic-app" % port)
+        self.stop()
         if side == "make":
             sh(["make", "clean"], cwd=self.make_dir)
         else:
@@ -149,7 +151,7 @@ class Lab:
 
     def stop(self):
         for name in ("bench-registry-dockflow", "bench-registry-make"):
-            sh(["docker", "rm", "-f", name], check=False)
+            sh(["docker", "rm", "-f", "-v", name], check=False)
         sh(["docker", "volume", "rm", "bench-registry-dockflow-data"], check=False)
 
 
