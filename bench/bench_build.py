@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE_LAB = os.path.join(REPO, "bench", "make-lab")
@@ -130,6 +131,8 @@ class Lab:
         sh(DOIT + ["registry_image"], cwd=self.project)
         sh(DOIT + ["registry_up"] + self.ours_vars, cwd=self.project)
         sh(["make", "registry_up"] + self.make_vars, cwd=self.make_dir)
+        wait_for_registry(self.registry_ports[1])  # make's push does not wait for it
+
 
     def ours(self):
         return DOIT + ["push", "load"] + self.ours_vars
@@ -153,6 +156,17 @@ class Lab:
         for name in ("bench-registry-dockflow", "bench-registry-make"):
             sh(["docker", "rm", "-f", "-v", name], check=False)
         sh(["docker", "volume", "rm", "bench-registry-dockflow-data"], check=False)
+
+
+def wait_for_registry(port, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("bench: the registry on port %d did not answer within %d s" % (port, seconds))
 
 
 def floor_bound(floor_time, make_time):
@@ -194,7 +208,7 @@ def steps_run(output):
 
 
 def case_incremental(lab, floor, runs):
-    runs = max(1, min(runs, 5))
+    runs = max(1, min(runs, 9))
     print("\n# 3. incremental: the app's VERSION edited to a new value (medians of %d)" % runs)
     lab.start()
     floor_time = timed(DOIT + ["nothing"], floor, runs=runs)
