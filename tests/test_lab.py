@@ -37,6 +37,9 @@ def lab(tmp_path, docker_cli):
     user = "t%s" % uuid.uuid4().hex[:8]
     registry = "registry-%s" % user
     docker_cli("rmi", "-f", *LAB_IMAGES, check=False)
+    # registry:2 goes too, unless a running registry of yours uses it: then the
+    # registry_image step is up to date, not run.
+    docker_cli("rmi", "registry:2", check=False)
     yield project, user, registry
     docker_cli("rm", "-f", registry, check=False)
     docker_cli("volume", "rm", registry + "-data", check=False)
@@ -60,7 +63,8 @@ def test_push_and_load_from_an_engine_without_the_lab(lab, docker_host, docker_c
     first = run_doit(project, docker_host, "push", "load", *settings)
     assert first.returncode == 0, first.output
     started = [line[3:].strip() for line in first.output.splitlines() if line.startswith(".  ")]
-    assert sorted(started) == sorted(ORDER), first.output
+    expected = ORDER if "-- registry_image" not in first.output else [s for s in ORDER if s != "registry_image"]
+    assert sorted(started) == sorted(expected), first.output
     assert started.index("base_rootfs") < started.index("build_base") < started.index("build_app") \
         < started.index("tag") < started.index("save") < started.index("transfer") < started.index("load")
     assert started.index("registry_up") < started.index("push")
