@@ -101,6 +101,9 @@ def _remember(hashed):
     cache_path = _hash_cache_path()
     with _hash_cache_lock:
         entries = _read_hash_cache(cache_path)
+        # Files gone since (old tars of earlier versions, say) leave: the cache must
+        # not grow for ever, as every read of it parses the whole file.
+        entries = {path: entry for path, entry in entries.items() if os.path.lexists(path)}
         entries.update(hashed)
         _hash_caches[cache_path] = entries
         try:

@@ -129,3 +129,14 @@ def test_saved_stats_hit_reads_no_cache_file(tmp_path, monkeypatch, hashed):
 
     digest.files_digest(str(tmp_path), ["ctx"], saved_stats=stats)
     assert reads_of_cache == [] and len(hashed) == 1
+
+
+def test_entries_of_removed_files_leave_the_cache(tmp_path, monkeypatch, hashed):
+    write_old(tmp_path / "basic-app-1.0.0.tar", b"old")
+    digest.files_digest(str(tmp_path), ["basic-app-1.0.0.tar"])
+    (tmp_path / "basic-app-1.0.0.tar").unlink()
+    write_old(tmp_path / "basic-app-1.0.1.tar", b"new")
+
+    new_process(monkeypatch)
+    digest.files_digest(str(tmp_path), ["basic-app-1.0.1.tar"])
+    assert sorted(json.loads(cache_file(tmp_path).read_text())) == [os.path.abspath(tmp_path / "basic-app-1.0.1.tar")]
