@@ -43,14 +43,22 @@ def sh(command, cwd=None, check=True, env=None):
 
 def timed(command, cwd, prepare=None, runs=10):
     """Median wall seconds of `command` over `runs` runs; `prepare()` runs untimed before each."""
-    samples = []
-    for _ in range(runs):
-        if prepare:
-            prepare()
-        start = time.perf_counter()
-        sh(command, cwd=cwd)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return statistics.median(once(command, cwd, prepare) for _ in range(runs))
+
+
+def once(command, cwd, prepare=None):
+    if prepare:
+        prepare()
+    start = time.perf_counter()
+    sh(command, cwd=cwd)
+    return time.perf_counter() - start
+
+
+def timed_in_turns(ours, make, runs):
+    """Medians of our side and make's, run in turns (ours, make, ours, make...), so that
+    other load on a shared machine weighs on both alike. Each side: (command, cwd, prepare)."""
+    samples = [once(*side) for _ in range(runs) for side in (ours, make)]
+    return statistics.median(samples[0::2]), statistics.median(samples[1::2])
 
 
 def remove_lab_images():
@@ -179,12 +187,12 @@ def case_cold(lab, floor, runs):
     runs = max(1, min(runs, 3))
     print("\n# 2. cold: no lab image in the engine -> every lab step done (medians of %d)" % runs)
     lab.start()
-    ours = timed(lab.ours(), lab.project, prepare=lambda: lab.empty("ours"), runs=runs)
-    make = timed(lab.make(), lab.make_dir, prepare=lambda: lab.empty("make"), runs=runs)
+    ours, make = timed_in_turns((lab.ours(), lab.project, lambda: lab.empty("ours")),
+                                (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs)
     row("cold doit push load", ours, "make all", make)
     floor_bound(timed(DOIT + ["nothing"], floor, runs=runs), make)
-    ours = timed(DOIT + ["tag"], lab.project, prepare=lambda: lab.empty("ours"), runs=runs)
-    make = timed(["make", "build/tag.stamp"], lab.make_dir, prepare=lambda: lab.empty("make"), runs=runs)
+    ours, make = timed_in_turns((DOIT + ["tag"], lab.project, lambda: lab.empty("ours")),
+                                (["make", "build/tag.stamp"], lab.make_dir, lambda: lab.empty("make")), runs)
     row("cold, images only: doit tag", ours, "make", make)
 
 
@@ -223,20 +231,21 @@ def case_incremental(lab, floor, runs):
 
 
 def incremental(lab, ours_command, make_command, runs):
-    """(our median, make's median, the steps our last run did). Both sides build the
-    same image names, so each side is brought up to date and timed before the other
-    runs: the other side's images would make every step of ours run again."""
+    """(our median, make's median, the steps our last run did), the two sides timed in
+    turns. Both build the same image names. Make runs first from clean; ours then
+    replaces the base images with its own, which make's stamps never notice. From then
+    on each edit makes each side rebuild basic-app and what follows, and nothing else."""
     our_version = os.path.join(lab.project, "workflows/lab/app/VERSION")
     make_version = os.path.join(lab.make_dir, "app/VERSION")
-    _bump(our_version)  # a version tag of the other side's image is never moved
-    sh(ours_command, cwd=lab.project)
-    ours = timed(ours_command, lab.project, runs=runs, prepare=lambda: _bump(our_version))
-    _bump(our_version)
-    ran = steps_run(sh(ours_command, cwd=lab.project).stdout)
-    sh(["make", "clean"], cwd=lab.make_dir)  # its stamps do not know our images replaced its own
+    sh(["make", "clean"], cwd=lab.make_dir)
     _bump(make_version)
     sh(make_command, cwd=lab.make_dir)
-    make = timed(make_command, lab.make_dir, runs=runs, prepare=lambda: _bump(make_version))
+    _bump(our_version)  # a version tag of the other side's image is never moved
+    sh(ours_command, cwd=lab.project)
+    ours, make = timed_in_turns((ours_command, lab.project, lambda: _bump(our_version)),
+                                (make_command, lab.make_dir, lambda: _bump(make_version)), runs)
+    _bump(our_version)
+    ran = steps_run(sh(ours_command, cwd=lab.project).stdout)
     return ours, make, ran
 
 
