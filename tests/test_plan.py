@@ -108,3 +108,11 @@ def test_cycle_through_doit_before_anything_runs(offline_project):
     assert "workflows/flow.yaml:3:3: steps.build_a: dependency cycle: build_a -> build_b -> build_a" in done.output
     assert "unknown step 'build_c' (did you mean 'build_b'?)" in done.output
     assert "Traceback" not in done.output and "docker.sock" not in done.output
+
+
+def test_copy_from_flags_as_docker_reads_them():
+    from tasks.steps.build import parse_from_lines
+
+    text = ("FROM a AS b\nCOPY --from=\"img\" /x /y\nCOPY --from='i2' /a /b\nCOPY --from= f /f\n"
+            "COPY /src --from=not-a-flag /y\nCOPY --chown=1 --from=B /a /b\nCOPY --from=0 /a /b\n")
+    assert parse_from_lines(text, {}) == ["a", "img", "i2"]

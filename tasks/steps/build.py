@@ -11,12 +11,17 @@ rebuilds nothing.
 The digest is not put on the image as a label: the legacy builder turns labels into
 one more step that creates and commits a container, 60-80 ms on every build. A lost
 .dockflow/ state costs one build from Docker's cache, which yields the same image id.
+Except with `cache_from`: the legacy builder then trusts only the layers of the
+cache_from images, rebuilds the step's own layers and makes a new id, so such a step
+keeps its digest in the `io.dockflow.inputs` label; an image whose label matches is
+up to date whatever doit's state holds.
 """
+import itertools
 import os
 import re
 
 from .. import dockerignore, engine, refs, ui
-from ..digest import changed_files, files_digest, value_digest
+from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
 from ..files import sha256_file
 from ..errors import StepFailed
 from . import Verdict, image_ref_problems
@@ -88,11 +93,12 @@ def parse_from_lines(text, build_args):
             if image.lower() not in stages and image != "scratch" and image not in bases:
                 bases.append(image)
         elif instruction == "COPY":  # COPY --from=<an image, not a stage>: an input too
-            for word in words[1:]:
-                if word.lower().startswith("--from="):
-                    image = word.split("=", 1)[1]
-                    if image.lower() not in stages and not image.isdigit() and image not in bases:
-                        bases.append(image)
+            for flag in itertools.takewhile(lambda word: word.startswith("--"), words[1:]):
+                name, _, image = flag.partition("=")
+                image = image.strip("\"'")
+                if name.lower() == "--from" and image and image.lower() not in stages \
+                        and not image.isdigit() and image not in bases:
+                    bases.append(image)
     return bases
 
 
@@ -115,7 +121,8 @@ def check(step, saved):
     image = docker.image_summary(image_ref)
     if image is None:
         return Verdict(False, "building %s: the engine has no such image" % image_ref, memo)
-    if saved.get("image_id") != image["Id"] or saved.get("input_digest") != input_digest:
+    recorded = saved.get("image_id") == image["Id"] and saved.get("input_digest") == input_digest
+    if not recorded and image["Labels"].get(INPUTS_LABEL) != input_digest:
         return Verdict(False, "rebuilding %s: %s" % (image_ref, why_changed(saved, memo, image["Id"])), memo)
     missing = [t for t in step.get("tags", []) if docker.image_id(t) != image["Id"]]
     if missing:
@@ -163,8 +170,11 @@ def _build(step, docker, image_ref, memo):
     if missing_bases and not step.get("pull"):
         ui.warn(step.name, "base image %s is not in the engine; the build will try to pull it"
                 % ", ".join(missing_bases))
+    labels = dict(step.get("labels", {}))
+    if step.get("cache_from"):  # see the module's doc: its id cannot be had back from the cache
+        labels[INPUTS_LABEL] = memo["input_digest"]
     options = dict(tag=image_ref, buildargs={k: str(v) for k, v in step.get("args", {}).items()},
-                   labels=step.get("labels") or None, target=step.get("target"), cache_from=step.get("cache_from") or None,
+                   labels=labels or None, target=step.get("target"), cache_from=step.get("cache_from") or None,
                    pull=bool(step.get("pull")), rm=True, forcerm=True, decode=True)
     # The context sent is exactly the files hashed for the digest (our .dockerignore
     # reading, not the SDK's, which differs from the engine's in corner cases).

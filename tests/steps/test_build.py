@@ -200,3 +200,22 @@ def test_no_label_step_is_added_to_the_build(project, names, busybox_image, dock
     assert "LABEL" not in done.output
     labels = docker_cli("image", "inspect", "-f", "{{json .Config.Labels}}", names + "/app")
     assert "io.dockflow" not in labels
+
+
+def test_cache_from_step_stays_up_to_date_when_the_state_is_lost(project, names, busybox_image, docker_cli):
+    """With --cache-from the legacy builder rebuilds the step's own layers (a new id),
+    so the digest lives on the image as a label and a lost state rebuilds nothing."""
+    project.write("base/Dockerfile", "FROM %s\nRUN echo one > /one\n" % busybox_image)
+    project.write("app/Dockerfile", "FROM %s\nRUN echo one > /one\nRUN echo two > /two\n" % busybox_image)
+    project.workflow("""
+        steps:
+          base: {kind: build, context: ../base, image: %(n)s/cbase}
+          app: {kind: build, context: ../app, image: %(n)s/capp, cache_from: ["%(n)s/cbase"], needs: [base]}
+        """ % {"n": names})
+    assert project.doit("app").returncode == 0
+    built = image_id(docker_cli, names + "/capp")
+    os.remove(project.path(".dockflow/doit.sqlite3"))
+    again = project.doit("app")
+    assert again.returncode == 0, again.output
+    assert "-- app" in again.output
+    assert image_id(docker_cli, names + "/capp") == built
