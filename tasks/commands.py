@@ -18,7 +18,8 @@ module is imported only when its command is typed, so `doit build_app` pays noth
 workflow (which stops every task command with exit 3) is still reported in full.
 `plan` and `graph` load the tasks as `doit info` does, read each step's saved values
 from doit's state file, and ask each step kind's check(): inspections only, nothing
-in the engine or the state file is changed.
+in the engine or the state file is changed (a step with no saved values may write
+its file hashes under .dockflow/cache/hashes, as any run does).
 """
 import datetime
 import json

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 
-from .digest import files_digest
+from .digest import files_digest, stat_key
 from .errors import StepFailed
 from .files import write_atomic
 
@@ -40,7 +40,7 @@ def read_sidecar(tar_path):
 
 
 def cached_sha256(path, saved_stats=None):
-    """(sha256, stats) of one file; the sha is reused while size, mtime and inode
+    """(sha256, stats) of one file; the sha is reused while size, ctime, inode and mode
     are those in `saved_stats` (a no-op run does not re-read a 1 GiB tar)."""
     folder, name = os.path.split(os.path.abspath(path))
     _, stats = files_digest(folder, [name], saved_stats)
@@ -49,8 +49,7 @@ def cached_sha256(path, saved_stats=None):
 
 def known_sha256(path, sha256):
     """The stats cached_sha256 keeps, for a file whose sha256 was computed while writing it."""
-    info = os.lstat(path)
-    stats = {os.path.basename(path): [info.st_size, info.st_mtime_ns, info.st_ino, info.st_mode, sha256]}
+    stats = {os.path.basename(path): stat_key(os.lstat(path)) + [sha256]}
     return cached_sha256(path, stats)[1]
 
 

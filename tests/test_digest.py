@@ -1,142 +1,116 @@
-"""tasks/digest.py: the project's hash cache lets a file be hashed once, not on
-every run, and never lets a stale or damaged entry stand for a file's content.
-No engine: files_digest on files in a temp folder."""
+"""tasks/digest.py: a step with no saved values keeps its file stats in its own hash
+file, so its files are hashed once, not on every run; a changed or replaced file is
+always hashed again. No engine: files_digest on files in a temp folder."""
 import hashlib
 import json
 import os
-import time
 
 import pytest
 
 from tasks import digest, files, plan
 
-HOUR_NS = 3600 * 10**9
-
 
 @pytest.fixture
 def hashed(tmp_path, monkeypatch):
-    """A project folder for the run, a fresh process-wide cache, and the list of
-    files whose content was read."""
+    """A project folder for the run, and the list of files whose content was read.
+    Files count as settled at once (SETTLED_NS 0) unless a test says otherwise."""
     monkeypatch.setitem(plan._project, "dir", str(tmp_path))
-    monkeypatch.setattr(digest, "_hash_caches", {})
+    monkeypatch.setattr(digest, "SETTLED_NS", 0)
     reads = []
 
     def counting_sha256(path):
-        reads.append(path)
+        reads.append(os.path.basename(path))
         return files.sha256_file(path)
 
     monkeypatch.setattr(digest, "sha256_file", counting_sha256)
     return reads
 
 
-def write_old(path, data, age_ns=HOUR_NS):
-    """A file last modified `age_ns` ago: settled, so its hash may be cached."""
-    path.write_bytes(data)
-    then = time.time_ns() - age_ns
-    os.utime(path, ns=(then, then))
+def hash_file(tmp_path, name="base_rootfs.files"):
+    return tmp_path / ".dockflow" / "cache" / "hashes" / (name + ".json")
 
 
-def cache_file(tmp_path):
-    return tmp_path / ".dockflow" / "cache" / digest.HASH_CACHE
-
-
-def new_process(monkeypatch):
-    """Forget what this process read, as the next run would."""
-    monkeypatch.setattr(digest, "_hash_caches", {})
-
-
-def expected_sha(data):
+def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def test_unchanged_file_is_read_once_across_runs(tmp_path, monkeypatch, hashed):
-    write_old(tmp_path / "busybox", b"x" * 5000)
-    first, stats = digest.files_digest(str(tmp_path), ["busybox"])
-    assert hashed == [str(tmp_path / "busybox")]
-    assert stats["busybox"][4] == expected_sha(b"x" * 5000)
-    assert os.path.abspath(tmp_path / "busybox") in json.loads(cache_file(tmp_path).read_text())
-
-    new_process(monkeypatch)
-    second, stats_again = digest.files_digest(str(tmp_path), ["busybox"])  # no saved_stats
-    assert hashed == [str(tmp_path / "busybox")]  # no second read
-    assert (second, stats_again) == (first, stats)
+def run(tmp_path, *relpaths, saved=None, name="base_rootfs.files"):
+    return digest.files_digest(str(tmp_path), list(relpaths), saved, cache_name=name)
 
 
-def test_changed_file_is_hashed_again(tmp_path, monkeypatch, hashed):
-    write_old(tmp_path / "app.bin", b"aaaa")
-    before, _ = digest.files_digest(str(tmp_path), ["app.bin"])
-    write_old(tmp_path / "app.bin", b"bbbb", age_ns=HOUR_NS // 2)  # same size, new content and mtime
-
-    new_process(monkeypatch)
-    after, stats = digest.files_digest(str(tmp_path), ["app.bin"])
-    assert len(hashed) == 2
-    assert stats["app.bin"][4] == expected_sha(b"bbbb")
-    assert after != before
+def test_a_step_without_saved_values_hashes_a_file_once(tmp_path, hashed):
+    (tmp_path / "busybox").write_bytes(b"x" * 5000)
+    first = run(tmp_path, "busybox")
+    second = run(tmp_path, "busybox")
+    assert hashed == ["busybox"]
+    assert first == second and first[1]["busybox"][4] == sha(b"x" * 5000)
+    assert json.loads(hash_file(tmp_path).read_text()) == first[1]
 
 
-def test_entry_for_other_mode_is_not_trusted(tmp_path, monkeypatch, hashed):
-    write_old(tmp_path / "tool", b"#!/bin/sh\n")
-    digest.files_digest(str(tmp_path), ["tool"])
-    os.chmod(tmp_path / "tool", 0o755)  # same size, mtime and inode
-
-    new_process(monkeypatch)
-    digest.files_digest(str(tmp_path), ["tool"])
-    assert len(hashed) == 2
-
-
-@pytest.mark.parametrize("damage", [
-    b"{not json",
-    b"[1, 2, 3]",
-    b"",
-    "damaged entry",
-])
-def test_damaged_cache_is_ignored(tmp_path, monkeypatch, hashed, damage):
-    write_old(tmp_path / "data", b"payload")
-    cache = cache_file(tmp_path)
-    cache.parent.mkdir(parents=True)
-    if damage == "damaged entry":  # the right key, a sha256 that is no sha256
-        info = os.lstat(tmp_path / "data")
-        entry = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_mode, None]
-        damage = json.dumps({os.path.abspath(tmp_path / "data"): entry}).encode()
-    cache.write_bytes(damage)
-
-    _, stats = digest.files_digest(str(tmp_path), ["data"])
-    assert len(hashed) == 1
-    assert stats["data"][4] == expected_sha(b"payload")
-    # ...and the file is whole again, with the fresh entry.
-    entries = json.loads(cache.read_text())
-    assert entries[os.path.abspath(tmp_path / "data")][4] == expected_sha(b"payload")
+def test_changed_content_is_hashed_again(tmp_path, hashed):
+    (tmp_path / "app.bin").write_bytes(b"aaaa")
+    before, _ = run(tmp_path, "app.bin")
+    (tmp_path / "app.bin").write_bytes(b"bbbb")  # same size
+    after, stats = run(tmp_path, "app.bin")
+    assert hashed == ["app.bin", "app.bin"]
+    assert stats["app.bin"][4] == sha(b"bbbb") and after != before
 
 
-def test_file_modified_just_now_is_not_cached(tmp_path, monkeypatch, hashed):
-    """A second write within the same timestamp tick would keep its mtime: only a
-    settled file's hash is kept for later runs."""
+def test_a_file_replaced_with_the_same_size_and_mtime_is_hashed_again(tmp_path, hashed):
+    """tar and `touch -d` keep an mtime, and a new file may get the old inode back."""
+    path = tmp_path / "tool"
+    path.write_bytes(b"old!")
+    kept = os.stat(path)
+    run(tmp_path, "tool")
+    path.unlink()
+    path.write_bytes(b"new!")
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    _, stats = run(tmp_path, "tool")
+    assert hashed == ["tool", "tool"]
+    assert stats["tool"][4] == sha(b"new!")
+
+
+def test_a_mode_change_is_hashed_again(tmp_path, hashed):
+    (tmp_path / "tool").write_bytes(b"#!/bin/sh\n")
+    run(tmp_path, "tool")
+    os.chmod(tmp_path / "tool", 0o755)
+    run(tmp_path, "tool")
+    assert hashed == ["tool", "tool"]
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2, 3]", b"", b'{"data": "not a list"}'])
+def test_a_damaged_hash_file_is_ignored_and_written_whole_again(tmp_path, hashed, damage):
+    (tmp_path / "data").write_bytes(b"payload")
+    hash_file(tmp_path).parent.mkdir(parents=True)
+    hash_file(tmp_path).write_bytes(damage)
+    _, stats = run(tmp_path, "data")
+    assert hashed == ["data"] and stats["data"][4] == sha(b"payload")
+    assert json.loads(hash_file(tmp_path).read_text()) == stats
+
+
+def test_a_file_changed_just_now_is_not_kept(tmp_path, hashed, monkeypatch):
+    """A second write within the same timestamp tick would keep its ctime."""
+    monkeypatch.setattr(digest, "SETTLED_NS", 60 * 10**9)
     (tmp_path / "fresh").write_bytes(b"new")
-    digest.files_digest(str(tmp_path), ["fresh"])
-    assert not cache_file(tmp_path).exists()
-
-    new_process(monkeypatch)
-    digest.files_digest(str(tmp_path), ["fresh"])
-    assert len(hashed) == 2
+    run(tmp_path, "fresh")
+    run(tmp_path, "fresh")
+    assert hashed == ["fresh", "fresh"]
+    assert json.loads(hash_file(tmp_path).read_text()) == {}
 
 
-def test_saved_stats_hit_reads_no_cache_file(tmp_path, monkeypatch, hashed):
-    write_old(tmp_path / "ctx", b"context")
+def test_saved_values_leave_the_hash_file_alone(tmp_path, hashed):
+    (tmp_path / "ctx").write_bytes(b"context")
     _, stats = digest.files_digest(str(tmp_path), ["ctx"])
-    new_process(monkeypatch)
-    reads_of_cache = []
-    monkeypatch.setattr(digest, "_read_hash_cache", lambda path: reads_of_cache.append(path) or {})
-
-    digest.files_digest(str(tmp_path), ["ctx"], saved_stats=stats)
-    assert reads_of_cache == [] and len(hashed) == 1
+    run(tmp_path, "ctx", saved=stats)
+    assert hashed == ["ctx"]
+    assert not hash_file(tmp_path).exists()
 
 
-def test_entries_of_removed_files_leave_the_cache(tmp_path, monkeypatch, hashed):
-    write_old(tmp_path / "basic-app-1.0.0.tar", b"old")
-    digest.files_digest(str(tmp_path), ["basic-app-1.0.0.tar"])
-    (tmp_path / "basic-app-1.0.0.tar").unlink()
-    write_old(tmp_path / "basic-app-1.0.1.tar", b"new")
-
-    new_process(monkeypatch)
-    digest.files_digest(str(tmp_path), ["basic-app-1.0.1.tar"])
-    assert sorted(json.loads(cache_file(tmp_path).read_text())) == [os.path.abspath(tmp_path / "basic-app-1.0.1.tar")]
+def test_each_step_keeps_only_its_own_files(tmp_path, hashed):
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).write_bytes(name.encode())
+    run(tmp_path, "a", "b", name="one")
+    run(tmp_path, "c", name="two")
+    run(tmp_path, "a", "d", name="one")  # b is no longer one of its files: it leaves
+    assert sorted(json.loads(hash_file(tmp_path, "one").read_text())) == ["a", "d"]
+    assert sorted(json.loads(hash_file(tmp_path, "two").read_text())) == ["c"]

@@ -107,7 +107,7 @@ def check(step, saved):
     context = step.path("context")
     always = tuple(p for p in (_dockerfile_in_context(step), ".dockerignore") if p)
     relpaths = dockerignore.context_files(context, always=always)
-    context_digest, file_stats = files_digest(context, relpaths, saved.get("files"))
+    context_digest, file_stats = files_digest(context, relpaths, saved.get("files"), cache_name=step.name)
     if _dockerfile_in_context(step) is None:  # a Dockerfile from outside the context: small, hash it
         outside_sha = sha256_file(dockerfile_path(step))
         context_digest = value_digest([context_digest, outside_sha])

@@ -5,7 +5,7 @@ to a temp name that is fsynced and renamed into place; `<tar>.sha256` follows,
 written the same way. `gzip: true` compresses on the way.
 Up to date when the tar and its checksum file are there and agree, and the tar
 holds the image id the engine has now. The tar's sha256 is remembered with its
-size, mtime and inode, so a no-op run does not read the tar again.
+size, ctime, inode and mode, so a no-op run does not read the tar again.
 """
 import hashlib
 import os
