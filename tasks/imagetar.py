@@ -41,9 +41,14 @@ def read_sidecar(tar_path):
 
 def cached_sha256(path, saved_stats=None):
     """(sha256, stats) of one file; the sha is reused while size, ctime, inode and mode
-    are those in `saved_stats` (a no-op run does not re-read a 1 GiB tar)."""
-    folder, name = os.path.split(os.path.abspath(path))
+    are those in `saved_stats` (a no-op run does not re-read a 1 GiB tar), or those
+    another step recorded for that tar in this project."""
+    path = os.path.abspath(path)
+    folder, name = os.path.split(path)
+    if name not in (saved_stats or {}) and path in _known_tars():
+        saved_stats = {name: _known_tars()[path]}
     _, stats = files_digest(folder, [name], saved_stats)
+    _remember_tar(path, stats[name])
     return stats[name][4], stats
 
 
@@ -51,6 +56,49 @@ def known_sha256(path, sha256):
     """The stats cached_sha256 keeps, for a file whose sha256 was computed while writing it."""
     stats = {os.path.basename(path): stat_key(os.lstat(path)) + [sha256]}
     return cached_sha256(path, stats)[1]
+
+
+# Save learns a tar's sha256 while writing it; transfer and load would each read the
+# whole tar again to learn it (2 s for 1 GiB). So the stats of every tar hashed here
+# are kept for the project's other steps: .dockflow/cache/tar-hashes.json.
+_tars = {}
+
+
+def _tar_hashes_path():
+    from . import plan  # not at the top: plan imports the step kinds, which import this module
+
+    return os.path.join(plan._project["dir"], ".dockflow", "cache", "tar-hashes.json")
+
+
+def _known_tars():
+    if "known" not in _tars:
+        try:
+            with open(_tar_hashes_path(), encoding="utf-8") as handle:
+                known = json.load(handle)
+        except (OSError, ValueError):
+            known = {}
+        # Any entry may be damaged: keep only the exact shape written here.
+        _tars["known"] = {path: stats for path, stats in known.items() if _is_tar_stats(stats)} \
+            if isinstance(known, dict) else {}
+    return _tars["known"]
+
+
+def _is_tar_stats(stats):
+    return isinstance(stats, list) and len(stats) == 5 and isinstance(stats[4], str) \
+        and len(stats[4]) == 64 and all(c in "0123456789abcdef" for c in stats[4])
+
+
+def _remember_tar(path, stats):
+    known = _known_tars()
+    if known.get(path) == stats:
+        return
+    known[path] = stats
+    for gone in [p for p in known if not os.path.lexists(p)]:  # tars of old versions
+        del known[gone]
+    try:
+        write_atomic(_tar_hashes_path(), json.dumps(known, separators=(",", ":")).encode())
+    except OSError:
+        pass  # a read-only project folder: the tar is read again next time, no more
 
 
 def is_gzip(path):

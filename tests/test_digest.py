@@ -114,3 +114,42 @@ def test_each_step_keeps_only_its_own_files(tmp_path, hashed):
     run(tmp_path, "a", "d", name="one")  # b is no longer one of its files: it leaves
     assert sorted(json.loads(hash_file(tmp_path, "one").read_text())) == ["a", "d"]
     assert sorted(json.loads(hash_file(tmp_path, "two").read_text())) == ["c"]
+
+
+@pytest.fixture
+def fresh_tar_store(monkeypatch):
+    """A new process's view of the project's tar hashes."""
+    from tasks import imagetar
+
+    def new_process():
+        monkeypatch.setattr(imagetar, "_tars", {})
+    new_process()
+    return new_process
+
+
+def test_a_tar_saved_here_is_not_read_again_by_the_next_step(tmp_path, hashed, fresh_tar_store):
+    from tasks import imagetar
+
+    tar = tmp_path / "build" / "basic-app-1.0.0.tar"
+    tar.parent.mkdir()
+    tar.write_bytes(b"t" * 4096)
+    imagetar.known_sha256(str(tar), sha(b"t" * 4096))  # what save does after writing it
+    fresh_tar_store()
+    assert imagetar.cached_sha256(str(tar))[0] == sha(b"t" * 4096)  # transfer, load: no saved values
+    assert hashed == []
+    tar.write_bytes(b"u" * 4096)
+    fresh_tar_store()
+    assert imagetar.cached_sha256(str(tar))[0] == sha(b"u" * 4096)
+    assert hashed == ["basic-app-1.0.0.tar"]
+
+
+def test_a_damaged_tar_store_is_ignored(tmp_path, hashed, fresh_tar_store):
+    from tasks import imagetar
+
+    tar = tmp_path / "x.tar"
+    tar.write_bytes(b"tar")
+    store = tmp_path / ".dockflow" / "cache" / "tar-hashes.json"
+    store.parent.mkdir(parents=True)
+    store.write_text(json.dumps({str(tar): digest.stat_key(os.lstat(tar)) + ["not a sha"]}))
+    assert imagetar.cached_sha256(str(tar))[0] == sha(b"tar")
+    assert hashed == ["x.tar"]
