@@ -34,7 +34,10 @@ def get(host):
     return _engines[host]
 
 
-LISTING_AFTER = 10
+# One GET /images/json costs the engine time in proportion to the images it holds:
+# ~5 ms for a few dozen, 0.16 s for 750 (measured, engine 20.10), while one inspect
+# costs ~0.4 ms. After this many inspects in a run, the listing is the cheaper way.
+LISTING_AFTER = 100
 
 
 def _is_tag(ref):
