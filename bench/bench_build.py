@@ -125,11 +125,16 @@ class Lab:
     """Both sides' way to run every lab step (Makefile `all`: base image, basic-base,
     basic-app, tag, save, copy, load, registry, push), each with its own registry
     container on its own port, so neither side finds the other's layers and a
-    registry of yours on port 5000 is never touched."""
+    registry of yours on port 5000 is never touched. Not the same work in one place:
+    make's `docker load` into the same engine always runs, ours is up to date (the
+    engine has that image id already)."""
 
     def __init__(self, project, make_dir):
         self.project, self.make_dir = project, make_dir
-        ours, theirs = free_port(), free_port()
+        ours = free_port()
+        theirs = free_port()
+        while theirs == ours:
+            theirs = free_port()
         self.ours_vars = ["registry_name=bench-registry-dockflow", "registry_port=%d" % ours]
         self.make_vars = ["REGISTRY_NAME=bench-registry-make", "REGISTRY_PORT=%d" % theirs]
         self.registry_ports = (ours, theirs)
@@ -149,18 +154,27 @@ class Lab:
         return ["make", "all"] + self.make_vars
 
     def empty(self, side):
-        """A cold start: no lab image in the engine, no registry container or its data
-        (the registry:2 image stays: the Makefile cannot make it), no file the lab made."""
+        """A cold start: no lab image in the engine, no file the lab made, each side's
+        registry new and empty. (Started here, not timed: make pushes as soon as its
+        `docker run` returns, before the registry answers, and fails now and then.)
+        Our project's .dockflow/ stays, as on a developer's machine."""
         remove_lab_images()
-        for port in self.registry_ports:
-            remove_images("localhost:%d/basic-app" % port)
         self.stop()
+        self.start()
         if side == "make":
             sh(["make", "clean"], cwd=self.make_dir)
         else:
             shutil.rmtree(os.path.join(self.project, "build"), ignore_errors=True)
 
     def stop(self):
+        for port in self.registry_ports:
+            for pattern in ("localhost:%d/*" % port, "localhost:%d/*/*" % port):
+                remove_images(pattern)
+                # a pushed image keeps its registry name as a digest once its tag is gone
+                digests = sh(["docker", "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}",
+                              pattern]).stdout.split()
+                if digests:
+                    sh(["docker", "rmi", *digests], check=False)
         for name in ("bench-registry-dockflow", "bench-registry-make"):
             sh(["docker", "rm", "-f", "-v", name], check=False)
         sh(["docker", "volume", "rm", "bench-registry-dockflow-data"], check=False)
