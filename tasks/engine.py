@@ -10,6 +10,7 @@ Errors of both are turned into StepFailed / EngineUnreachable here, once.
 import json
 import os
 import socket
+import time
 import urllib.parse
 
 from . import refs
@@ -34,10 +35,12 @@ def get(host):
     return _engines[host]
 
 
-# One GET /images/json costs the engine time in proportion to the images it holds:
-# ~5 ms for a few dozen, 0.16 s for 750 (measured, engine 20.10), while one inspect
-# costs ~0.4 ms. After this many inspects in a run, the listing is the cheaper way.
-LISTING_AFTER = 100
+# One GET /images/json answers every later lookup of a run, but costs the engine time
+# in proportion to the images and tags it holds: ~5 ms for a few dozen, 0.16 s for
+# 750 images (engine 20.10). An inspect is ~0.5 ms, but ~10 ms for an image with
+# thousands of tags (its inspect lists them all). So a run switches to the listing
+# once its inspects have taken this long (rent until it would have paid for buying).
+LISTING_AFTER_SECONDS = 0.05
 
 
 def _is_tag(ref):
@@ -62,9 +65,9 @@ class Engine:
         # Inspect results stay valid for this run until a step that makes the
         # image is about to run (plan.py calls forget() then).
         self._inspected = {}
-        # After LISTING_AFTER lookups in one run, one GET /images/json answers the
-        # rest (a 2,000-step workflow asks the engine once, not 2,000 times).
-        self._lookups = 0
+        # Once inspects have taken LISTING_AFTER_SECONDS in one run, one GET /images/json
+        # answers the rest (a 2,000-step workflow asks the engine once, not 2,000 times).
+        self._inspect_seconds = 0.0
         self._listing = None   # normalised tag -> {"Id", "Labels"}
         self._stale = set()    # refs forgotten since the listing was read
 
@@ -110,11 +113,13 @@ class Engine:
         up-to-date check needs, from the listing once a run has asked many times."""
         if ref in self._inspected or not _is_tag(ref) or refs.normalize(ref) in self._stale:
             return _summary_of(self.inspect_image(ref))
-        self._lookups += 1
-        if self._listing is None and self._lookups > LISTING_AFTER:
+        if self._listing is None and self._inspect_seconds > LISTING_AFTER_SECONDS:
             self._listing = self._read_listing()
         if self._listing is None:
-            return _summary_of(self.inspect_image(ref))
+            start = time.perf_counter()
+            summary = _summary_of(self.inspect_image(ref))
+            self._inspect_seconds += time.perf_counter() - start
+            return summary
         return self._listing.get(refs.normalize(ref))
 
     def _read_listing(self):

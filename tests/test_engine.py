@@ -11,7 +11,7 @@ pytestmark = pytest.mark.engine
 @pytest.fixture
 def listing_at_once(monkeypatch):
     """From the second lookup on, answers come from the listing."""
-    monkeypatch.setattr(engine, "LISTING_AFTER", 1)
+    monkeypatch.setattr(engine, "LISTING_AFTER_SECONDS", 0)
 
 
 def image_id(docker_cli, ref):
