@@ -10,6 +10,7 @@ skips a layer whose chain it already has without opening its file).
 import hashlib
 import json
 import os
+import threading
 
 from .digest import files_digest, stat_key
 from .errors import StepFailed
@@ -62,6 +63,7 @@ def known_sha256(path, sha256):
 # whole tar again to learn it (2 s for 1 GiB). So the stats of every tar hashed here
 # are kept for the project's other steps: .dockflow/cache/tar-hashes.json.
 _tars = {}
+_tars_lock = threading.Lock()  # `doit -P thread`: two steps must not write the file at once
 
 
 def _tar_hashes_path():
@@ -89,16 +91,17 @@ def _is_tar_stats(stats):
 
 
 def _remember_tar(path, stats):
-    known = _known_tars()
-    if known.get(path) == stats:
-        return
-    known[path] = stats
-    for gone in [p for p in known if not os.path.lexists(p)]:  # tars of old versions
-        del known[gone]
-    try:
-        write_atomic(_tar_hashes_path(), json.dumps(known, separators=(",", ":")).encode())
-    except OSError:
-        pass  # a read-only project folder: the tar is read again next time, no more
+    with _tars_lock:
+        known = _known_tars()
+        if known.get(path) == stats:
+            return
+        known[path] = stats
+        for gone in [p for p in known if not os.path.lexists(p)]:  # tars of old versions
+            del known[gone]
+        try:
+            write_atomic(_tar_hashes_path(), json.dumps(known, separators=(",", ":")).encode())
+        except OSError:
+            pass  # a read-only project folder: the tar is read again next time, no more
 
 
 def is_gzip(path):
