@@ -215,8 +215,8 @@ _edits = iter(range(1, 10 ** 6))
 
 def _bump(path):
     """A VERSION never seen before: the rebuild is real, not served by the build cache.
-    In our project it is committed too, as a release would be: the tag step names the
-    git commit and, like every tag but latest, never moves it to another image."""
+    In our project it is committed too, as a release would be (the tag step then makes
+    a new git-commit tag rather than moving the old one)."""
     with open(path, "w") as handle:
         handle.write("1.%d.%d\n" % (os.getpid() % 1000, next(_edits)))
     folder = os.path.dirname(path)

@@ -2,7 +2,9 @@
 
 Up to date when every tag already names the source image. A version tag that
 names another image is not moved unless `force: true` (a released 1.0.0 must not
-silently change); `latest` may move, with a warning that it is a moving target.
+silently change); `latest` may move, with a warning that it is a moving target, and
+so may the tags listed in `moving` (the lab's git-commit tag: edit, build and tag
+again before committing, and it names the newest build), with a note of the move.
 """
 from .. import engine, refs, ui
 from ..errors import StepFailed
@@ -18,7 +20,10 @@ def inputs(step):
 
 
 def problems(step):
-    return image_ref_problems(step, "source", "tags")
+    found = image_ref_problems(step, "source", "tags")
+    tags = step.get("tags")
+    return found + ["%s: %r is not one of this step's tags" % (step.where("moving", index), ref)
+                    for index, ref in enumerate(step.get("moving", [])) if ref not in tags]
 
 
 def check(step, saved):
@@ -30,7 +35,8 @@ def check(step, saved):
         current_id = docker.image_id(ref)
         if current_id == source_id:
             continue
-        if current_id is not None and not step.get("force") and refs.parse(ref).tag != "latest":
+        if current_id is not None and not step.get("force") and refs.parse(ref).tag != "latest" \
+                and ref not in step.get("moving", []):
             raise StepFailed(
                 "%s: %s already names another image (%s), not %s (%s); a version tag is not moved: "
                 "bump the version or set force: true" % (step.where("tags"), ref, current_id[7:19],
@@ -50,6 +56,10 @@ def run(step, verdict):
         if tag == "latest":
             ui.warn(step.name, "%s is a moving target: whoever runs it gets whatever was tagged last; "
                                "deploy a version tag instead" % ref)
+        elif ref in step.get("moving", []):
+            previous_id = docker.image_id(ref)
+            if previous_id is not None:
+                ui.say(step.name, "moving %s from %s to %s" % (ref, previous_id[7:19], memo["source_id"][7:19]))
         try:
             docker.api.tag(memo["source_id"], repository, tag, force=True)
         except docker.sdk_errors() as err:

@@ -129,3 +129,38 @@ def test_missing_source_says_which_step_makes_it(project, names):
     assert done.returncode == 1, done.output
     assert "steps.tag.source: source image %s/app is not in the engine" % names in done.output
     assert "Traceback" not in done.output
+
+
+def test_a_moving_tag_moves_and_a_version_tag_still_does_not(project, names, busybox_image, docker_cli):
+    """The lab's commit tag: an edit built and tagged before it is committed moves it."""
+    app_id, other_id = two_images(docker_cli, busybox_image, names)
+    flow = """
+        steps:
+          tag:
+            kind: tag
+            source: %(n)s/%(source)s
+            tags: ["%(n)s/rel:abc1234"%(version)s]
+            moving: ["%(n)s/rel:abc1234"]
+        """
+    project.workflow(flow % {"n": names, "source": "app", "version": ""})
+    assert project.doit("tag").returncode == 0
+    project.workflow(flow % {"n": names, "source": "other", "version": ""})
+    moved = project.doit("tag")
+    assert moved.returncode == 0, moved.output
+    assert "moving %s/rel:abc1234 from %s to %s" % (names, app_id[7:19], other_id[7:19]) in moved.output
+    assert image_id(docker_cli, names + "/rel:abc1234") == other_id
+    project.workflow(flow % {"n": names, "source": "app", "version": ', "%s/rel:1.0.0"' % names})
+    assert project.doit("tag").returncode == 0
+    project.workflow(flow % {"n": names, "source": "other", "version": ', "%s/rel:1.0.0"' % names})
+    refused = project.doit("tag")
+    assert refused.returncode == 1 and "a version tag is not moved" in refused.output
+
+
+def test_a_moving_tag_must_be_one_of_the_tags(project, names):
+    project.workflow("""
+        steps:
+          tag: {kind: tag, source: %(n)s/app, tags: ["%(n)s/rel:1"], moving: ["%(n)s/rel:2"]}
+        """ % {"n": names})
+    done = project.doit("tag")
+    assert done.returncode == 3, done.output
+    assert "steps.tag.moving.0: '%s/rel:2' is not one of this step's tags" % names in done.output
