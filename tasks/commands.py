@@ -100,17 +100,11 @@ def assess_tasks(command, pos_args):
     try:
         tasks = {t.name: t for t in command.task_list}
         check_tasks_exist(tasks, pos_args)
-        all_steps = plan.load(os.getcwd(), override=_doit_vars())
+        all_steps, deps = plan.loaded_steps()  # doit's loading of dodo.py made them
         selected = pos_args or [n for n in (command.sel_tasks or []) if n in all_steps] or sorted(all_steps)
-        return assess(all_steps, plan.dependencies(all_steps), selected, command.dep_manager.get_values)
+        return assess(all_steps, deps, selected, command.dep_manager.get_values)
     finally:
         command.dep_manager.close()
-
-
-def _doit_vars():
-    import doit
-
-    return doit.get_var
 
 
 def assess(all_steps, deps, selected, saved_values):
@@ -129,16 +123,12 @@ def assess(all_steps, deps, selected, saved_values):
     states, rows = {}, []
     for name in order:
         step = all_steps[name]
-        module = steps.module_for(step.kind)
         upstream = [d for d in deps[name] if states[d] in (WILL_RUN, MAY_RUN)]
         after = "checked again after %s" % ", ".join(upstream)
-        if getattr(module, "ALWAYS_RUN", False):
+        if getattr(steps.module_for(step.kind), "ALWAYS_RUN", False):
             state, reason = WILL_RUN, "runs every time"
         else:
-            try:
-                verdict = module.check(step, saved_values(name) or {})
-            except StepFailed as err:
-                verdict = steps.Verdict(False, error=err)
+            verdict = plan.verdict_for(step, saved_values(name) or {})
             if verdict.error:
                 state, reason = (MAY_RUN, "%s (now: %s)" % (after, verdict.error)) if upstream \
                     else (FAILS, str(verdict.error))

@@ -18,6 +18,7 @@ import stat
 import time
 
 from .files import sha256_file, write_atomic
+from .steps import project_dir
 
 # A file changed less than this before we looked is hashed but its stats are not
 # kept in a step's hash file: a write within the same timestamp tick (coarse clocks)
@@ -58,9 +59,7 @@ def files_digest(root, relpaths, saved_stats=None, cache_name=None):
 
 
 def _hash_file(cache_name):
-    from . import plan  # not at the top: plan imports the step kinds, which import this module
-
-    return os.path.join(plan._project["dir"], ".dockflow", "cache", "hashes", cache_name + ".json")
+    return os.path.join(project_dir(), ".dockflow", "cache", "hashes", cache_name + ".json")
 
 
 def _read_hash_file(cache_name):

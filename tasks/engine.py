@@ -279,6 +279,14 @@ class _NeedsSdk(Exception):
     """ssh:// and TLS engines: only the SDK speaks those."""
 
 
+def stream_error(chunk):
+    """The error message in one decoded chunk of the daemon's JSON stream (build, push,
+    load report failures inside a 200 answer), or None when the chunk is no error."""
+    if "error" not in chunk and "errorDetail" not in chunk:
+        return None
+    return ((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
+
+
 def _message(body):
     try:
         return json.loads(body).get("message", "")

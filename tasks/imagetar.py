@@ -15,6 +15,7 @@ import threading
 from .digest import files_digest, stat_key
 from .errors import StepFailed
 from .files import write_atomic
+from .steps import project_dir
 
 BLOCK = 512
 
@@ -67,9 +68,7 @@ _tars_lock = threading.Lock()  # `doit -P thread`: two steps must not write the 
 
 
 def _tar_hashes_path():
-    from . import plan  # not at the top: plan imports the step kinds, which import this module
-
-    return os.path.join(plan._project["dir"], ".dockflow", "cache", "tar-hashes.json")
+    return os.path.join(project_dir(), ".dockflow", "cache", "tar-hashes.json")
 
 
 def _known_tars():

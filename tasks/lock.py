@@ -2,7 +2,7 @@
 
 `.dockflow/run.lock` is held with flock(2) while a step runs: shared by steps that
 make things (build, tag, push, ...: any number of them at once, as today), and
-exclusive by a step kind that sets `EXCLUSIVE = True` (prune). A nightly prune
+exclusive when a step kind's `exclusive(step)` says so (a real prune, not a dry run). A nightly prune
 therefore waits for a developer's build to finish, and a build started during a
 prune waits for it; each waits at most `lock_wait` seconds (the step's field, else
 DOCKFLOW_LOCK_WAIT, else 300), then fails saying who holds the lock.
@@ -63,7 +63,7 @@ def describe(notes):
 
 
 def wait_seconds(step):
-    value = step.get("lock_wait") if step is not None else None
+    value = step.get("lock_wait")
     if value is None:
         value = os.environ.get("DOCKFLOW_LOCK_WAIT", DEFAULT_WAIT)
     try:

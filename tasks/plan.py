@@ -12,6 +12,7 @@ from . import engine, graph, lock, refs, steps, ui, workflow
 from .errors import StepFailed, WorkflowError
 
 _steps = {}      # step name -> Step, for the actions and checks of this run
+_deps = {}       # step name -> names of the steps it needs
 _verdicts = {}   # step name -> Verdict of its check in this process
 _project = {"dir": "."}  # the project folder of this run: its .dockflow/run.lock
 
@@ -126,6 +127,8 @@ def task_dicts(project_dir, override=None):
     all_steps, deps = checked_steps(project_dir, override)
     _steps.clear()
     _steps.update(all_steps)
+    _deps.clear()
+    _deps.update(deps)
     _project["dir"] = project_dir
     for name, step in all_steps.items():
         always = getattr(steps.module_for(step.kind), "ALWAYS_RUN", False)
@@ -140,23 +143,33 @@ def task_dicts(project_dir, override=None):
         }
 
 
+def loaded_steps():
+    """(steps, deps) of the tasks dodo.py gave doit in this process."""
+    return dict(_steps), dict(_deps)
+
+
+def verdict_for(step, saved):
+    """The step kind's check as a Verdict, never an exception: a kind that always
+    runs is out of date, and a failing check is a Verdict carrying the error."""
+    module = steps.module_for(step.kind)
+    if getattr(module, "ALWAYS_RUN", False):
+        return steps.Verdict(False)
+    try:
+        return module.check(step, saved)
+    except StepFailed as err:
+        return steps.Verdict(False, error=err)
+    except OSError as err:  # an input vanished or is unreadable while we looked
+        return steps.Verdict(False, error=StepFailed("%s: %s: %s" % (
+            step.where(), err.filename or "", err.strerror or err)))
+
+
 def check_step(task, values, name):
     """doit's uptodate callable. Never raises: a failing check means "run", and
     the action then reports the failure as the step's own error."""
     step = _steps[name]
-    try:
-        verdict = steps.module_for(step.kind).check(step, values)
-    except StepFailed as err:
-        verdict = steps.Verdict(False, error=err)
-    except OSError as err:  # an input vanished or is unreadable while we looked
-        verdict = steps.Verdict(False, error=StepFailed("%s: %s: %s" % (
-            step.where(), err.filename or "", err.strerror or err)))
-    _verdicts[name] = verdict
-    if not verdict.current:
-        # This step is going to run: what it makes must be asked afresh later on.
-        for kind, value in steps.module_for(step.kind).outputs(step) if not verdict.error else []:
-            if kind == "image":
-                engine.for_step(step).forget(value)
+    verdict = _verdicts[name] = verdict_for(step, values)
+    if not verdict.current and not verdict.error:
+        _forget_outputs(step)  # this step is going to run: ask afresh what it makes
     return verdict.current
 
 
@@ -166,10 +179,9 @@ def run_step(name):
 
     step = _steps[name]
     module = steps.module_for(step.kind)
+    # No verdict here: a worker process, or the check never ran (doit -a).
+    verdict = _verdicts.pop(name, None) or verdict_for(step, {})
     try:
-        verdict = _verdicts.pop(name, None)
-        if verdict is None:  # a worker process, or the check never ran (doit -a)
-            verdict = module.check(step, {}) if not getattr(module, "ALWAYS_RUN", False) else steps.Verdict(False)
         if verdict.error:
             raise verdict.error
         if verdict.reason:
@@ -180,7 +192,12 @@ def run_step(name):
             values = module.run(step, verdict) or {}
     except StepFailed as err:
         return TaskFailed(str(err))
-    for kind, value in module.outputs(step):
+    _forget_outputs(step)
+    return values
+
+
+def _forget_outputs(step):
+    """Images the step makes are inspected afresh by later checks of this run."""
+    for kind, value in steps.module_for(step.kind).outputs(step):
         if kind == "image":
             engine.for_step(step).forget(value)
-    return values

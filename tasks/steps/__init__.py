@@ -6,6 +6,7 @@
     check(step, saved) -> Verdict   up to date? asks the engine, never a stamp
     run(step, verdict) -> dict      does the work; the dict is recorded by doit
     ALWAYS_RUN = True               (optional) never up to date, e.g. prune
+    exclusive(step) -> bool         (optional) hold the project lock alone (a real prune)
 
 A step's inputs that another step outputs make it depend on that step.
 Adding a kind: one module, one line below, its part of the schema, its tests.

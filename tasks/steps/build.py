@@ -150,7 +150,7 @@ def why_changed(saved, memo, engine_image_id):
 
 
 def run(step, verdict):
-    memo = verdict.memo or check(step, {}).memo
+    memo = verdict.memo
     docker = engine.for_step(step)
     image_ref = step.get("image")
     image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
@@ -208,8 +208,9 @@ def _follow_build(step, image_ref, chunks):
     the last lines if it fails; the new image's id."""
     lines, current_instruction, image_id = [], None, None
     for chunk in chunks:
-        if "error" in chunk:
-            raise StepFailed(_failure_message(step, image_ref, chunk, current_instruction, lines))
+        error = engine.stream_error(chunk)
+        if error is not None:
+            raise StepFailed(_failure_message(step, image_ref, error, current_instruction, lines))
         for line in chunk.get("stream", "").splitlines():
             if line.strip():
                 lines.append(line.rstrip())
@@ -221,9 +222,8 @@ def _follow_build(step, image_ref, chunks):
     return image_id
 
 
-def _failure_message(step, image_ref, chunk, instruction, lines):
-    error = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+def _failure_message(step, image_ref, error, instruction, lines):
     where = " at `%s`" % instruction if instruction else ""
     tail = "\n".join("      | " + line for line in lines[-LAST_LINES:])
-    return "%s: build of %s failed%s: %s%s" % (step.name, image_ref, where, error.strip(),
+    return "%s: build of %s failed%s: %s%s" % (step.name, image_ref, where, error,
                                                 "\n    last lines of its output:\n" + tail if tail else "")

@@ -99,7 +99,7 @@ def run(step, verdict):
     from .. import imagetar
     from ..progress import bytes_bar, human
 
-    memo = verdict.memo or check(step, {}).memo
+    memo = verdict.memo
     tar_path = step.path("tar")
     actual = _verify(step, tar_path)
     tar = imagetar.ImageTar(tar_path)
@@ -177,12 +177,12 @@ def _send(step, docker, blocks):
     lines = []
     try:
         for chunk in docker.api.load_image(blocks):
-            if "error" in chunk or "errorDetail" in chunk:
-                message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, _shown_host(step), message))
-            if set(chunk) == {"message"}:  # an HTTP error body
-                raise StepFailed("%s: the engine %s refused the tar: %s" % (
-                    step.name, _shown_host(step), chunk["message"]))
+            # an error inside the stream, or an HTTP error body ({"message": ...})
+            error = engine.stream_error(chunk)
+            if error is None and set(chunk) == {"message"}:
+                error = chunk["message"]
+            if error is not None:
+                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, _shown_host(step), error))
             text = (chunk.get("stream") or "").strip()
             if text:
                 lines.append(text)

@@ -132,7 +132,7 @@ def _compare(step, image, memo):
 def run(step, verdict):
     from ..registry_api import RegistryUnreachable
 
-    memo = verdict.memo or check(step, {}).memo
+    memo = verdict.memo
     docker = engine.for_step(step)
     target_ref = target(step)
     retries = int(step.get("retries", 3))
@@ -181,8 +181,9 @@ def push_image(docker, image_id, target_ref, auth_config, step_name):
         reader = _Progress(step_name, target_ref)
         with reader:
             for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
-                    raise _stream_error(target_ref, chunk)
+                error = engine.stream_error(chunk)
+                if error is not None:
+                    raise _stream_error(target_ref, error)
                 reader.update(chunk)
     except docker.sdk_errors() as err:
         raise docker.failure("%s: push of %s" % (step_name, target_ref), err) from None
@@ -192,10 +193,9 @@ def push_image(docker, image_id, target_ref, auth_config, step_name):
     return reader.digest
 
 
-def _stream_error(target_ref, chunk):
+def _stream_error(target_ref, message):
     from ..registry_api import RegistryDenied, RegistryUnreachable
 
-    message = ((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
     lowered = message.lower()
     text = "push of %s: %s" % (target_ref, message)
     if any(word in lowered for word in _AUTH_WORDS):

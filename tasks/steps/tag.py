@@ -49,7 +49,7 @@ def check(step, saved):
 
 
 def run(step, verdict):
-    memo = verdict.memo or check(step, {}).memo
+    memo = verdict.memo
     docker = engine.for_step(step)
     for ref in memo["to_tag"]:
         repository, tag = refs.split_tag(ref)

@@ -88,7 +88,7 @@ def _remote_sha256(remote, path):
 def run(step, verdict):
     from ..progress import human
 
-    memo = verdict.memo or check(step, {}).memo
+    memo = verdict.memo
     tar_path = step.path("tar")
     size = os.path.getsize(tar_path)
     dest_stats = dict(memo["dest_files"])
