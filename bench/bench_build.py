@@ -18,19 +18,20 @@ Bytecode caching is on, as on a user's machine (PYTHONDONTWRITEBYTECODE is dropp
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE_LAB = os.path.join(REPO, "bench", "make-lab")
 LAB_IMAGES = ["basic-app", "basic-base", "lab/busybox:1.35"]
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPATH"] = REPO
+sys.path.insert(0, REPO)
+
+from tests.support.registry import free_port, wait_answers  # noqa: E402
 
 
 def sh(command, cwd=None, check=True, env=None):
@@ -115,12 +116,6 @@ def case_noop(project, make_dir, floor, runs):
     sh(DOIT + ["build_app"], cwd=project)  # leave our images in place for the next case
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Lab:
     """Both sides' way to run every lab step (Makefile `all`: base image, basic-base,
     basic-app, tag, save, copy, load, registry, push), each with its own registry
@@ -144,7 +139,7 @@ class Lab:
         sh(DOIT + ["registry_image"], cwd=self.project)
         sh(DOIT + ["registry_up"] + self.ours_vars, cwd=self.project)
         sh(["make", "registry_up"] + self.make_vars, cwd=self.make_dir)
-        wait_for_registry(self.registry_ports[1])  # make's push does not wait for it
+        wait_answers("127.0.0.1:%d" % self.registry_ports[1], seconds=10)  # make's push does not wait for it
 
 
     def ours(self):
@@ -178,17 +173,6 @@ class Lab:
         for name in ("bench-registry-dockflow", "bench-registry-make"):
             sh(["docker", "rm", "-f", "-v", name], check=False)
         sh(["docker", "volume", "rm", "bench-registry-dockflow-data"], check=False)
-
-
-def wait_for_registry(port, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("bench: the registry on port %d did not answer within %d s" % (port, seconds))
 
 
 def floor_bound(floor_time, make_time):

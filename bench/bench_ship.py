@@ -147,7 +147,7 @@ def bench_load(work, runs, hostb):
                            capture_output=True)
         theirs.append((time.monotonic() - started, full))
     print("(b) one file of the app changed, load into host B over ssh, %d runs, medians" % runs)
-    print("    %-34s wall %6.2f s   shipped %s of %s (%s%%)" % (
+    print("    %-34s wall %6.2f s   shipped %s of %s (%s%%; the last run's)" % (
         "doit load (save + load, ours)", statistics.median(r[0] for r in ours), ours[-1][1], ours[-1][2],
         ours[-1][3]))
     print("    %-34s wall %6.2f s   shipped %.1f MiB (100%%)" % (

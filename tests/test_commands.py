@@ -226,6 +226,10 @@ def test_layers_report_with_base_share_and_dangling(project, names, busybox_imag
           build_app: {kind: build, context: ../app, image: %(n)s/app}
         """ % {"n": names})
     assert project.doit("build_app").returncode == 0
+    # A rebuild of the app leaves its first image untagged: a dangling image to be listed.
+    first_app = docker_cli("image", "inspect", "-f", "{{.Id}}", names + "/app").strip()
+    project.write("app/Dockerfile", "FROM %s/base\nRUN echo app2 > /app.txt\nCMD [\"sh\"]\n" % names)
+    assert project.doit("build_app").returncode == 0
     done = project.doit("layers", names + "/app", "--json", "report.json")
     assert done.returncode == 0, done.output
     with open(project.path("report.json")) as handle:
@@ -240,7 +244,8 @@ def test_layers_report_with_base_share_and_dangling(project, names, busybox_imag
     assert report["own_size"] == report["total_size"] - report["base"]["size"]
     assert sum(e["size"] for e in report["history"]) == report["total_size"]
     dangling = docker_cli("images", "-q", "--no-trunc", "--filter", "dangling=true").split()
-    assert set(dangling) <= {d["id"] for d in report["dangling"]} | set()  # listed at least those seen after
+    assert set(dangling) <= {d["id"] for d in report["dangling"]}  # listed at least those seen after
+    assert first_app in {d["id"] for d in report["dangling"]}
     assert "shared with base %s/base:latest" % names in done.stdout
     assert "dangling images (<none>:<none>)" in done.stdout
 

@@ -5,12 +5,13 @@ registry:2); the test removes them first and gives the registry its own name and
 port, so a user's lab registry on 5000 is never touched."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
 
 import pytest
+
+from tests.support.registry import free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.hostb]
 
@@ -18,12 +19,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_IMAGES = ["basic-app", "basic-app-test", "basic-base", "lab/busybox:1.35"]
 ORDER = ["base_rootfs", "build_base", "build_app", "tag", "save", "transfer", "load",
          "registry_image", "registry_up", "push"]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -74,9 +74,10 @@ def test_lost_state_still_up_to_date(project, names, busybox_image, docker_cli, 
     build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
     save_flow(project, ref)
     assert project.doit("save").returncode == 0
-    for name in os.listdir(project.path(".dockflow")):
-        if name.startswith("doit"):
-            os.unlink(project.path(".dockflow/" + name))
+    removed = [name for name in os.listdir(project.path(".dockflow")) if name.startswith("doit")]
+    assert removed  # doit's state file is there to lose
+    for name in removed:
+        os.unlink(project.path(".dockflow/" + name))
     again = project.doit("save")
     assert "-- save" in again.output, again.output
 
