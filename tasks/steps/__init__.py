@@ -35,6 +35,11 @@ STEP_KINDS = {
 PROJECT_LABEL = "io.dockflow.project"
 
 
+# Containers a step makes only for a moment (commit, copy_out) carry this label too
+# (value: the step), so that what a killed run left can be told apart.
+TEMPORARY_LABEL = "io.dockflow.temporary"
+
+
 def project_dir():
     """The folder of the project this run loaded (where its workflows/ are)."""
     from .. import plan
@@ -85,3 +90,22 @@ def source_image_id(step, field="source"):
         raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
                          % (step.where(field), step.get(field), docker.host))
     return image_id
+
+
+def create_container(step, docker, source_id, command):
+    """A temporary container of the step's source image (labelled for prune); its id."""
+    try:
+        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
+        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
+    except docker.sdk_errors() as err:
+        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+
+
+def remove_container(docker, container):
+    """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
+    from .. import ui
+
+    try:
+        docker.api.remove_container(container, force=True)
+    except docker.sdk_errors() as err:
+        ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))

@@ -17,10 +17,9 @@ import json
 from .. import engine, refs, ui
 from ..digest import INPUTS_LABEL, value_digest
 from ..errors import StepFailed
-from . import PROJECT_LABEL, Verdict, image_ref_problems, project_dir, source_image_id
+from . import Verdict, create_container, image_ref_problems, remove_container, source_image_id
 
 LAST_LINES = 8
-TEMPORARY_LABEL = "io.dockflow.temporary"
 
 
 def outputs(step):
@@ -91,15 +90,6 @@ def run(step, verdict):
             "definition_digest": memo["definition_digest"]}
 
 
-def create_container(step, docker, source_id, command):
-    """A temporary container of the step's source image (labelled for prune); its id."""
-    try:
-        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
-        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
-
-
 def _start(step, docker, source_id):
     container = create_container(step, docker, source_id, step.get("command"))
     try:
@@ -125,11 +115,3 @@ def _wait(step, docker, container):
         raise StepFailed("%s: the command %s exited with %d in a container of %s; nothing committed%s"
                          % (step.where("command"), json.dumps(step.get("command")), status,
                             step.get("source"), "\n    last lines of its output:\n" + tail if tail else ""))
-
-
-def remove_container(docker, container):
-    """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
-    try:
-        docker.api.remove_container(container, force=True)
-    except docker.sdk_errors() as err:
-        ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))

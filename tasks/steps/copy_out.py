@@ -16,8 +16,7 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import atomic_writer
-from . import Verdict, image_ref_problems, source_image_id
-from .commit import create_container, remove_container
+from . import Verdict, create_container, image_ref_problems, remove_container, source_image_id
 
 MAX_LINKS = 8
 

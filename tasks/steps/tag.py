@@ -30,7 +30,7 @@ def check(step, saved):
     docker = engine.for_step(step)
     source = step.get("source")
     source_id = source_image_id(step)
-    to_tag = []
+    to_tag = {}  # ref -> the image it names now (None: a new name)
     for ref in step.get("tags"):
         current_id = docker.image_id(ref)
         if current_id == source_id:
@@ -41,7 +41,7 @@ def check(step, saved):
                 "%s: %s already names another image (%s), not %s (%s); a version tag is not moved: "
                 "bump the version or set force: true" % (step.where("tags"), ref, current_id[7:19],
                                                         source, source_id[7:19]))
-        to_tag.append(ref)
+        to_tag[ref] = current_id
     memo = {"source_id": source_id, "to_tag": to_tag}
     if not to_tag:
         return Verdict(True, memo=memo)
@@ -51,15 +51,13 @@ def check(step, saved):
 def run(step, verdict):
     memo = verdict.memo
     docker = engine.for_step(step)
-    for ref in memo["to_tag"]:
+    for ref, previous_id in memo["to_tag"].items():
         repository, tag = refs.split_tag(ref)
         if tag == "latest":
             ui.warn(step.name, "%s is a moving target: whoever runs it gets whatever was tagged last; "
                                "deploy a version tag instead" % ref)
-        elif ref in step.get("moving", []):
-            previous_id = docker.image_id(ref)
-            if previous_id is not None:
-                ui.say(step.name, "moving %s from %s to %s" % (ref, previous_id[7:19], memo["source_id"][7:19]))
+        elif previous_id is not None:  # a moving tag, or one forced: say what it named
+            ui.say(step.name, "moving %s from %s to %s" % (ref, previous_id[7:19], memo["source_id"][7:19]))
         try:
             docker.api.tag(memo["source_id"], repository, tag, force=True)
         except docker.sdk_errors() as err:
