@@ -22,7 +22,6 @@ import re
 
 from .. import dockerignore, engine, refs, ui
 from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
-from ..files import sha256_file
 from ..errors import StepFailed
 from . import Verdict, image_ref_problems
 
@@ -105,13 +104,12 @@ def parse_from_lines(text, build_args):
 def check(step, saved):
     docker = engine.for_step(step)
     context = step.path("context")
-    always = tuple(p for p in (_dockerfile_in_context(step), ".dockerignore") if p)
-    relpaths = dockerignore.context_files(context, always=always)
-    context_digest, file_stats = files_digest(context, relpaths, saved.get("files"), cache_name=step.name)
-    if _dockerfile_in_context(step) is None:  # a Dockerfile from outside the context: small, hash it
-        outside_sha = sha256_file(dockerfile_path(step))
-        context_digest = value_digest([context_digest, outside_sha])
-        file_stats[os.path.relpath(dockerfile_path(step), context)] = [0, 0, 0, 0, outside_sha]
+    inside = _dockerfile_in_context(step)
+    relpaths = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p))
+    # A Dockerfile from outside the context is an input too, hashed like the files
+    # (as ../path), though the context sent holds it under another name.
+    hashed = relpaths if inside else relpaths + [os.path.relpath(dockerfile_path(step), context)]
+    context_digest, file_stats = files_digest(context, hashed, saved.get("files"), cache_name=step.name)
     bases = {ref: docker.image_id(ref) for ref in base_images(step)}
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})
