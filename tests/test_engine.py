@@ -41,3 +41,4 @@ def test_an_image_made_after_the_listing_is_asked_afresh(docker_host, docker_cli
     docker_cli("image", "tag", busybox_image, names + "/late:1")
     assert docker.image_id(names + "/late:1") == image_id(docker_cli, busybox_image)
     docker.close()
+

@@ -173,16 +173,13 @@ def _build(step, docker, image_ref, memo):
         labels[INPUTS_LABEL] = memo["input_digest"]
     options = dict(tag=image_ref, buildargs={k: str(v) for k, v in step.get("args", {}).items()},
                    labels=labels or None, target=step.get("target"), cache_from=step.get("cache_from") or None,
-                   pull=bool(step.get("pull")), rm=True, forcerm=True, decode=True)
+                   pull=bool(step.get("pull")), rm=True, forcerm=True)
     # The context sent is exactly the files hashed for the digest (our .dockerignore
     # reading, not the SDK's, which differs from the engine's in corner cases).
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
-        try:
-            image_id = _follow_build(step, image_ref, docker.api.build(
-                fileobj=context_tar, custom_context=True, **options))
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: build of %s" % (step.name, image_ref), err) from None
+        image_id = _follow_build(step, image_ref, docker.build(
+            "%s: build of %s" % (step.name, image_ref), context_tar, **options))
     docker.forget(image_ref)
     return image_id or docker.image_id(image_ref)
 

@@ -219,3 +219,48 @@ def test_cache_from_step_stays_up_to_date_when_the_state_is_lost(project, names,
     assert again.returncode == 0, again.output
     assert "-- app" in again.output
     assert image_id(docker_cli, names + "/capp") == built
+
+
+@pytest.mark.parametrize("door", ["socket", "sdk"])
+def test_target_labels_and_args_reach_the_engine(project, names, busybox_image, docker_cli, tmp_path, door):
+    """The build request goes over the engine's socket, or through the SDK when the
+    docker config holds registry credentials (only the SDK forwards them): each
+    sends the step's target, build args and labels."""
+    project.write("m/Dockerfile", "FROM %s AS first\nARG WHO\nRUN echo $WHO > /who\n"
+                                  "FROM first AS second\nRUN echo second stage > /second\n" % busybox_image)
+    project.workflow("""
+        steps:
+          multi:
+            kind: build
+            context: ../m
+            image: %s/multi
+            target: first
+            args: {WHO: ann}
+            labels: {io.example.team: lab}
+        """ % names)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    if door == "sdk":
+        (config / "config.json").write_text('{"auths": {"registry.invalid": {"auth": "dTpw"}}}')
+    done = project.doit("multi", env={"DOCKER_CONFIG": str(config)})
+    assert done.returncode == 0, done.output
+    ref = names + "/multi"
+    assert docker_cli("run", "--rm", ref, "cat", "/who").strip() == "ann"
+    assert docker_cli("image", "inspect", "-f", '{{index .Config.Labels "io.example.team"}}', ref).strip() == "lab"
+    assert "second stage" not in done.output  # the target's stage is the last one built
+
+
+def test_a_dockerfile_the_engine_refuses_is_a_clear_error(project, names):
+    project.write("bad/Dockerfile", "FROMM nothing\n")
+    project.workflow("""
+        steps:
+          refused:
+            kind: build
+            context: ../bad
+            image: %s/refused
+        """ % names)
+    done = project.doit("refused")
+    assert done.returncode == 1, done.output
+    assert ("refused: build of %s/refused: dockerfile parse error line 1: unknown instruction: FROMM"
+            % names) in done.output
+    assert "Traceback" not in done.output
