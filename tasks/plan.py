@@ -41,7 +41,9 @@ def dependencies(all_steps):
     for name, step in all_steps.items():
         for item in _safe(step, "outputs"):
             key = _key(item)
-            producers.setdefault(key, name)
+            other = producers.setdefault(key, name)
+            if other != name and _same_engine(step, all_steps[other], key):
+                problems.append(_made_twice(step, all_steps[other], item))
             if key[0] == "file":  # a file made inside a folder another step reads
                 for folder in _parent_folders(key[1]):
                     producers_below.setdefault(folder, set()).add(name)
@@ -68,6 +70,26 @@ def dependencies(all_steps):
     if problems:
         raise WorkflowError(problems)
     return deps
+
+
+def _same_engine(step, other, key):
+    """Files are this machine's; images belong to the engine each step talks to."""
+    return key[0] == "file" or _engine_host(step) == _engine_host(other)
+
+
+def _engine_host(step):
+    try:
+        return step.get("docker_host") or engine.default_host()
+    except StepFailed:
+        return None  # not resolvable yet: that step's check reports it
+
+
+def _made_twice(step, other, item):
+    kind, value = item
+    shown = os.path.relpath(value) if kind == "file" else value
+    return ("%s: %s %s is also made by step %r (%s); two steps that make one %s undo each other's work "
+            "on every run: give one of them another %s" % (
+                step.where(), kind, shown, other.name, other.where(), kind, "name" if kind == "image" else "path"))
 
 
 def _parent_folders(path):

@@ -116,3 +116,23 @@ def test_copy_from_flags_as_docker_reads_them():
     text = ("FROM a AS b\nCOPY --from=\"img\" /x /y\nCOPY --from='i2' /a /b\nCOPY --from= f /f\n"
             "COPY /src --from=not-a-flag /y\nCOPY --chown=1 --from=B /a /b\nCOPY --from=0 /a /b\n")
     assert parse_from_lines(text, {}) == ["a", "img", "i2"]
+
+
+def test_two_steps_making_one_image_or_file_is_a_definition_error(proj):
+    """They would rebuild each other on every run; the same name in other words counts too."""
+    proj.write("workflows/lab.yaml", """
+        steps:
+          one: {kind: tag, source: x, tags: [lab/app]}
+          two: {kind: tag, source: y, tags: ["docker.io/lab/app:latest"]}
+          elsewhere: {kind: tag, source: y, tags: [lab/app], docker_host: "ssh://me@hostb"}
+          save_a: {kind: save, image: x, tar: out/app.tar}
+          save_b: {kind: save, image: y, tar: ./out/../out/app.tar}
+        """)
+    assert proj.problems() == [
+        "workflows/lab.yaml:4:3: steps.two: image docker.io/lab/app:latest is also made by step 'one' "
+        "(workflows/lab.yaml:3:3: steps.one); two steps that make one image undo each other's work on every "
+        "run: give one of them another name",
+        "workflows/lab.yaml:7:3: steps.save_b: file workflows/out/app.tar is also made by step 'save_a' "
+        "(workflows/lab.yaml:6:3: steps.save_a); two steps that make one file undo each other's work on every "
+        "run: give one of them another path",
+    ]
