@@ -221,45 +221,65 @@ class Engine:
             raise
         return sock
 
-    # --- build: the one piece of work sent without the SDK --------------------
+    # --- work sent without the SDK: build and import ---------------------------
+    # Each is the first work of a run (an edit rebuilds; a fresh machine imports its
+    # base first). Sent over the socket here, the SDK (~0.1 s to import and connect)
+    # is made ready in the background while the engine works (tasks/warmup.py),
+    # instead of before the engine starts. ssh:// and TLS engines get the SDK's request.
     def build(self, what, context_tar, **options):
         """Decoded chunks of the daemon's build stream; StepFailed naming `what` if
         the engine refuses the request. `options` are the SDK's `api.build` keywords
         (tag, dockerfile, buildargs, labels, target, cache_from, pull, rm, forcerm);
-        `context_tar` is a file open on the context as a tar.
-
-        On a local socket with no registry credentials or proxies in the docker
-        config, the request is sent here, and the SDK is imported in the background
-        while the engine builds: its import (~0.1 s) would otherwise come before the
-        engine starts, on every incremental build. Elsewhere the SDK sends it."""
-        sock = None
+        `context_tar` is a file open on the context as a tar. With registry
+        credentials or proxies in the docker config, the SDK sends it: it adds them."""
         if not _docker_config_matters():
-            try:
-                sock = self._connect(timeout=600)
-            except _NeedsSdk:
-                pass
-            except OSError as err:
-                raise self.unreachable(err.strerror or str(err)) from None
-        if sock is not None:
-            yield from self._build_plain(what, sock, context_tar, options)
-            return
+            sock = self._work_socket()
+            if sock is not None:
+                yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
+                return
         try:
             yield from self.api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
         except self.sdk_errors() as err:
             raise self.failure(what, err) from None
 
-    def _build_plain(self, what, sock, context_tar, options):
+    def import_image(self, what, rootfs_tar, repository, tag, changes):
+        """docker import of the tar file `rootfs_tar` as repository:tag with Dockerfile
+        `changes`; StepFailed naming `what` if the engine refuses it."""
+        sock = self._work_socket()
+        if sock is None:
+            try:
+                self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
+            except self.sdk_errors() as err:
+                raise self.failure(what, err) from None
+            return
+        query = {"fromSrc": "-", "repo": repository, "tag": tag, "changes": changes}
+        for chunk in self._post_plain(what, sock, "/images/create", query, rootfs_tar):
+            error = stream_error(chunk)
+            if error is not None:
+                raise StepFailed("%s: %s" % (what, error))
+
+    def _work_socket(self):
+        """A new socket for one long request, or None where only the SDK can go."""
+        try:
+            return self._connect(timeout=600)
+        except _NeedsSdk:
+            return None
+        except OSError as err:
+            raise self.unreachable(err.strerror or str(err)) from None
+
+    def _post_plain(self, what, sock, path, query, tar_file):
+        """POST the tar file to `path`; the decoded chunks of the JSON stream answered."""
         from . import warmup
 
-        size = os.fstat(context_tar.fileno()).st_size
-        request = ("POST /build?%s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n"
+        size = os.fstat(tar_file.fileno()).st_size
+        request = ("POST %s?%s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n"
                    "Content-Type: application/x-tar\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                   % (urllib.parse.urlencode(_build_query(options)), size))
+                   % (path, urllib.parse.urlencode(query, doseq=True), size))
         try:
             with sock, sock.makefile("rb") as reader:
                 try:
                     sock.sendall(request.encode())
-                    sock.sendfile(context_tar, 0, size)
+                    sock.sendfile(tar_file, 0, size)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the engine answered before reading it all: its answer says why
                 warmup.start(self)

@@ -109,9 +109,11 @@ def run(step, verdict):
         ui.say(step.name, "importing %s (%d KiB)" % (os.path.relpath(tar_path) if "tar" in step.spec else "root filesystem",
                                                      os.path.getsize(tar_path) // 1024))
         try:
-            docker.api.import_image_from_file(tar_path, repository=repository, tag=tag, changes=changes)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: import of %s" % (step.name, image_ref), err) from None
+            rootfs_tar = open(tar_path, "rb")
+        except OSError as err:
+            raise StepFailed("%s: cannot read %s: %s" % (step.name, tar_path, err.strerror or err)) from None
+        with rootfs_tar:
+            docker.import_image("%s: import of %s" % (step.name, image_ref), rootfs_tar, repository, tag, changes)
     docker.forget(image_ref)
     image_id = docker.image_id(image_ref)
     if image_id is None:

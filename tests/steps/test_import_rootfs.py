@@ -141,3 +141,19 @@ def test_the_same_project_in_another_folder_imports_nothing(project, names, tmp_
                                os.path.abspath(__file__)))), DOCKER_HOST=project.docker_host))
     assert moved.returncode == 0, moved.stderr
     assert "-- base" in moved.stdout
+
+
+def test_a_change_the_engine_refuses_is_a_clear_error(project, names, docker_cli):
+    project.workflow("""
+        steps:
+          rootfs:
+            kind: import
+            image: %s/base:1
+            files: {bin/busybox: %s}
+            changes: ['CMD ["sh"]', 'FOO bar']
+        """ % (names, BUSYBOX))
+    done = project.doit("rootfs")
+    assert done.returncode == 1, done.output
+    assert "FAILED rootfs: import of %s/base:1: foo is not a valid change command" % names in done.output
+    assert "Traceback" not in done.output
+    assert not docker_cli("images", "-q", names + "/base:1").strip()
