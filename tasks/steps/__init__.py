@@ -79,6 +79,17 @@ def image_ref_problems(step, *fields):
     return found
 
 
+def source_changes(step, saved, memo):
+    """Why a step that reads one source image runs again, from the values its last
+    success saved: the source's id or the step's definition is not the one recorded."""
+    reasons = []
+    if saved.get("source_id") != memo["source_id"]:
+        reasons.append("source image %s is new (%s)" % (step.get("source"), memo["source_id"][7:19]))
+    if saved.get("definition_digest") != memo["definition_digest"]:
+        reasons.append("the step's definition changed")
+    return reasons
+
+
 def source_image_id(step, field="source"):
     """The id of the image a step reads, or StepFailed naming where it is asked for."""
     from .. import engine

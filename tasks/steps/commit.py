@@ -17,7 +17,7 @@ import json
 from .. import engine, refs, ui
 from ..digest import INPUTS_LABEL, value_digest
 from ..errors import StepFailed
-from . import Verdict, create_container, image_ref_problems, remove_container, source_image_id
+from . import Verdict, create_container, image_ref_problems, remove_container, source_changes, source_image_id
 
 LAST_LINES = 8
 
@@ -39,7 +39,6 @@ def problems(step):
 
 def check(step, saved):
     docker = engine.for_step(step)
-    source = step.get("source")
     source_id = source_image_id(step)
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"source": source_id, "command": step.get("command"),
@@ -50,18 +49,14 @@ def check(step, saved):
     if labels is None:
         return Verdict(False, "committing %s: the engine has no such image" % image_ref, memo)
     if labels.get(INPUTS_LABEL) != input_digest:
-        return Verdict(False, "committing %s again: %s" % (image_ref, _why_changed(saved, memo, source)), memo)
+        return Verdict(False, "committing %s again: %s" % (image_ref, _why_changed(step, saved, memo)), memo)
     return Verdict(True, memo=memo)
 
 
-def _why_changed(saved, memo, source):
+def _why_changed(step, saved, memo):
     if not saved:
         return "its source or command differ from those it was made from (no earlier run recorded here)"
-    reasons = []
-    if saved.get("source_id") != memo["source_id"]:
-        reasons.append("source image %s is new (%s)" % (source, memo["source_id"][7:19]))
-    if saved.get("definition_digest") != memo["definition_digest"]:
-        reasons.append("the step's definition (command) changed")
+    reasons = source_changes(step, saved, memo)
     return "; ".join(reasons) or "the image's label does not match its inputs (made elsewhere?)"
 
 

@@ -16,7 +16,7 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import atomic_writer
-from . import Verdict, create_container, image_ref_problems, remove_container, source_image_id
+from . import Verdict, create_container, image_ref_problems, remove_container, source_changes, source_image_id
 
 MAX_LINKS = 8
 
@@ -45,10 +45,9 @@ def check(step, saved):
         return Verdict(False, "%s: the target does not exist" % what, memo)
     if not saved:
         return Verdict(False, "%s: no earlier copy recorded here" % what, memo)
-    if saved.get("source_id") != source_id:
-        return Verdict(False, "%s: source image %s is new (%s)" % (what, source, source_id[7:19]), memo)
-    if saved.get("definition_digest") != memo["definition_digest"]:
-        return Verdict(False, "%s: the step's definition changed" % what, memo)
+    reasons = source_changes(step, saved, memo)
+    if reasons:
+        return Verdict(False, "%s: %s" % (what, "; ".join(reasons)), memo)
     return Verdict(True, memo=memo)
 
 

@@ -54,7 +54,7 @@ def test_changed_command_commits_again_and_says_why(project, names, busybox_imag
     flow(project, names, busybox_image, command='[sh, -c, "echo other > prod_test_data.txt"]')
     again = project.doit("commit_test_data")
     assert again.returncode == 0, again.output
-    assert "the step's definition (command) changed" in again.output
+    assert "the step's definition changed" in again.output
 
 
 def test_failing_command_commits_nothing_and_removes_container(project, names, busybox_image, docker_cli):
