@@ -10,6 +10,7 @@ Two doors to the same engine:
   engines), imported only when a step really runs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
+import codecs
 import json
 import os
 import socket
@@ -45,6 +46,10 @@ def get(host):
 # thousands of tags (its inspect lists them all). So a run switches to the listing
 # once its inspects have taken this long (rent until it would have paid for buying).
 LISTING_AFTER_SECONDS = 0.05
+
+# A build's or an import's tar is sent with this timeout; its answer is read with none,
+# as the SDK does: a RUN may print nothing for a long while.
+SEND_TIMEOUT = 600
 
 
 def _is_tag(ref):
@@ -234,7 +239,7 @@ class Engine:
         the engine refuses the request. `options` are the SDK's `api.build` keywords
         (tag, dockerfile, buildargs, labels, target, cache_from, pull, rm, forcerm);
         `context_tar` is a file open on the context as a tar. With registry
-        credentials or proxies in the docker config, the SDK sends it: it adds them."""
+        credentials, proxies or headers in the docker config, the SDK sends it: it adds them."""
         if not _docker_config_matters():
             sock = self._work_socket()
             if sock is not None:
@@ -248,7 +253,7 @@ class Engine:
     def import_image(self, what, rootfs_tar, repository, tag, changes):
         """docker import of the tar file `rootfs_tar` as repository:tag with Dockerfile
         `changes`; StepFailed naming `what` if the engine refuses it."""
-        sock = self._work_socket()
+        sock = None if _docker_config_matters() else self._work_socket()
         if sock is None:
             try:
                 self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
@@ -264,7 +269,7 @@ class Engine:
     def _work_socket(self):
         """A new socket for one long request, or None where only the SDK can go."""
         try:
-            return self._connect(timeout=600)
+            return self._connect(timeout=SEND_TIMEOUT)
         except _NeedsSdk:
             return None
         except OSError as err:
@@ -285,14 +290,18 @@ class Engine:
                     sock.sendfile(tar_file, 0, size)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the engine answered before reading it all: its answer says why
+                sock.settimeout(None)  # see SEND_TIMEOUT
                 warmup.start(self)
                 status, headers = _read_head(reader)
-                pieces = _body_pieces(reader, headers)
+                pieces = _body_pieces(reader, headers, closing=True)
                 if status != 200:
                     raise StepFailed("%s: %s" % (what, _message(b"".join(pieces))))
-                yield from _json_stream(pieces)
-        except (_Closed, OSError) as err:
-            raise self.unreachable(getattr(err, "strerror", None) or "the connection was closed") from None
+                yield from _json_stream(what, pieces)
+        except _Closed:
+            raise EngineUnreachable("%s: the engine closed the connection before its answer ended (did dockerd "
+                                    "stop?)" % what) from None
+        except OSError as err:
+            raise EngineUnreachable("%s: %s" % (what, self.unreachable(err.strerror or str(err)))) from None
 
     def unreachable(self, why):
         return EngineUnreachable(
@@ -341,9 +350,10 @@ class Engine:
 def _read_head(reader):
     """(status, headers) of an HTTP/1.1 answer."""
     status_line = reader.readline()
-    if not status_line:
-        raise _Closed()
-    status = int(status_line.split()[1])
+    try:
+        status = int(status_line.split()[1])
+    except (IndexError, ValueError):
+        raise _Closed() from None  # nothing, or not an HTTP answer
     headers = {}
     for line in iter(reader.readline, b"\r\n"):
         if not line:
@@ -353,12 +363,14 @@ def _read_head(reader):
     return status, headers
 
 
-def _body_pieces(reader, headers):
-    """The answer's body as it arrives: chunk by chunk, or all of a sized body."""
+def _body_pieces(reader, headers, closing=False):
+    """The answer's body as it arrives: chunk by chunk, or all of a sized body. An
+    unsized one lasts until the engine closes the connection, if it is `closing`
+    (asked to with Connection: close), else it is empty (a kept-alive 204, say)."""
     if headers.get("transfer-encoding", "").lower() != "chunked":
         if "content-length" in headers:
             yield reader.read(int(headers["content-length"]))
-        elif headers.get("connection", "").lower() == "close":
+        elif closing or headers.get("connection", "").lower() == "close":
             yield reader.read()
         return
     while True:
@@ -374,12 +386,12 @@ def _body_pieces(reader, headers):
         reader.readline()
 
 
-def _json_stream(pieces):
+def _json_stream(what, pieces):
     """The JSON objects of a stream whose pieces may hold several, or part of one."""
-    decoder = json.JSONDecoder()
+    decoder, text = json.JSONDecoder(), codecs.getincrementaldecoder("utf-8")("replace")
     buffer = ""
     for piece in pieces:
-        buffer += piece.decode("utf-8", "replace")
+        buffer += text.decode(piece)
         while True:
             buffer = buffer.lstrip()
             if not buffer:
@@ -391,11 +403,17 @@ def _json_stream(pieces):
             yield chunk
             buffer = buffer[end:]
     if buffer.strip():
-        raise StepFailed("the engine's answer ended inside a JSON object: %r" % buffer[:200])
+        raise StepFailed("%s: the engine's answer ended inside a JSON object: %r" % (what, buffer[:200]))
+
+
+_BUILD_OPTIONS = {"tag", "dockerfile", "target", "buildargs", "labels", "cache_from", "pull", "rm", "forcerm"}
 
 
 def _build_query(options):
     """The /build query the SDK's api.build would send for these keywords."""
+    unknown = set(options) - _BUILD_OPTIONS
+    if unknown:  # a keyword the socket path would silently drop
+        raise TypeError("build options not sent over the socket: %s" % ", ".join(sorted(unknown)))
     query = {"t": options.get("tag"), "dockerfile": options.get("dockerfile"), "target": options.get("target")}
     for name, param in (("buildargs", "buildargs"), ("labels", "labels"), ("cache_from", "cachefrom")):
         if options.get(name):
@@ -406,15 +424,26 @@ def _build_query(options):
 
 
 def _docker_config_matters():
-    """True when the docker CLI's config holds what the SDK adds to a build request:
-    registry credentials (X-Registry-Config) or proxies (build args)."""
-    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    """True when the docker config the SDK reads (first found of $DOCKER_CONFIG/config.json,
+    ~/.docker/config.json, ~/.dockercfg) holds what the SDK adds to requests: registry
+    credentials (X-Registry-Config), proxies (as build args) or extra HTTP headers."""
+    home = os.path.expanduser("~")
+    candidates = [os.path.join(os.environ["DOCKER_CONFIG"], "config.json")] if os.environ.get("DOCKER_CONFIG") else []
+    candidates += [os.path.join(home, ".docker", "config.json"), os.path.join(home, ".dockercfg")]
+    path = next((candidate for candidate in candidates if os.path.exists(candidate)), None)
+    if path is None:
+        return False
     try:
-        with open(os.path.join(folder, "config.json")) as handle:
+        with open(path) as handle:
             config = json.load(handle)
     except (OSError, ValueError):
-        return os.path.exists(os.path.join(os.path.expanduser("~"), ".dockercfg"))
-    return any(config.get(key) for key in ("auths", "credsStore", "credHelpers", "proxies"))
+        return True  # the SDK reads it and says what is wrong
+    if not isinstance(config, dict):
+        return True
+    if any(config.get(key) for key in ("auths", "credsStore", "credHelpers", "proxies", "HttpHeaders")):
+        return True
+    # the legacy format: registries at the top level, each with its "auth"
+    return any(isinstance(value, dict) and "auth" in value for value in config.values())
 
 
 class _NeedsSdk(Exception):

@@ -39,8 +39,11 @@ def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
     problems, producers, producers_below = [], {}, {}
     for name, step in all_steps.items():
+        own_inputs = {_key(item) for item in _safe(step, "inputs")}
         for item in _safe(step, "outputs"):
             key = _key(item)
+            if key in own_inputs:
+                continue  # pushing an image under the name it has makes nothing new
             other = producers.setdefault(key, name)
             if other != name and _same_engine(step, all_steps[other], key):
                 problems.append(_made_twice(step, all_steps[other], item))
@@ -73,8 +76,12 @@ def dependencies(all_steps):
 
 
 def _same_engine(step, other, key):
-    """Files are this machine's; images belong to the engine each step talks to."""
-    return key[0] == "file" or _engine_host(step) == _engine_host(other)
+    """Files are this machine's; images belong to the engine each step talks to (an
+    engine not known yet, its variable unset, is taken for another)."""
+    if key[0] == "file":
+        return True
+    host = _engine_host(step)
+    return host is not None and host == _engine_host(other)
 
 
 def _engine_host(step):

@@ -1,9 +1,15 @@
 """tasks/engine.py against a real engine: the image listing that answers lookups once a
-run has made many gives the answers single inspects give, and an image a step is
-about to make is asked afresh, not taken from a listing read before it existed."""
+run has made many gives the answers single inspects give; an image a step is about to
+make is asked afresh, not taken from a listing read before it existed; a build goes
+over the socket without the SDK unless the docker config holds what only the SDK sends."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tasks import engine
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.engine
 
@@ -42,3 +48,33 @@ def test_an_image_made_after_the_listing_is_asked_afresh(docker_host, docker_cli
     assert docker.image_id(names + "/late:1") == image_id(docker_cli, busybox_image)
     docker.close()
 
+
+
+@pytest.mark.parametrize("credentials, sdk_sent_it", [(False, False), (True, True)])
+def test_a_build_goes_over_the_socket_unless_the_docker_config_needs_the_sdk(
+        docker_host, busybox_image, names, docker_cli, tmp_path, credentials, sdk_sent_it):
+    """A build on the local socket imports no SDK (warm-up off); with registry
+    credentials in the docker config the SDK sends it, and they reach the engine."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    if credentials:
+        (config / "config.json").write_text('{"auths": {"registry.invalid": {"auth": "dTpw"}}}')
+    script = (
+        "import io, sys, tarfile\n"
+        "from tasks import engine, warmup\n"
+        "warmup.start = lambda engine: None\n"
+        "dockerfile = b'FROM %s\\nRUN echo door > /door\\n'\n"
+        "context = io.BytesIO()\n"
+        "with tarfile.open(fileobj=context, mode='w') as archive:\n"
+        "    info = tarfile.TarInfo('Dockerfile'); info.size = len(dockerfile)\n"
+        "    archive.addfile(info, io.BytesIO(dockerfile))\n"
+        "with open(sys.argv[1], 'wb') as handle: handle.write(context.getvalue())\n"
+        "with open(sys.argv[1], 'rb') as handle:\n"
+        "    chunks = list(engine.get(sys.argv[2]).build('t: build', handle, tag=sys.argv[3], rm=True))\n"
+        "print('docker' in sys.modules, any('aux' in chunk for chunk in chunks))\n" % busybox_image)
+    env = dict(os.environ, DOCKER_CONFIG=str(config), PYTHONPATH=REPO)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "context.tar"), docker_host,
+                           names + "/door"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(sdk_sent_it), "True"]
+    assert docker_cli("run", "--rm", names + "/door", "cat", "/door").strip() == "door"

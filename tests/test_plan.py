@@ -136,3 +136,19 @@ def test_two_steps_making_one_image_or_file_is_a_definition_error(proj):
         "(workflows/lab.yaml:6:3: steps.save_a); two steps that make one file undo each other's work on every "
         "run: give one of them another path",
     ]
+
+
+def test_pushing_an_image_under_its_own_name_is_no_second_maker(proj):
+    """docker tag + docker push: the push step's target is the tag step's image."""
+    proj.write("workflows/lab.yaml", """
+        vars:
+          prod_a: {env: DOCKFLOW_TEST_UNSET_A}
+          prod_b: {env: DOCKFLOW_TEST_UNSET_B}
+        steps:
+          push: {kind: push, image: "localhost:5000/lab/app:1", registry: "localhost:5000"}
+          tag: {kind: tag, source: x, tags: ["localhost:5000/lab/app:1"]}
+          a: {kind: tag, source: x, tags: [lab/app], docker_host: "${prod_a}"}
+          b: {kind: tag, source: x, tags: [lab/app], docker_host: "${prod_b}"}
+        """)
+    all_steps, deps = plan.checked_steps(".")  # no WorkflowError
+    assert deps["push"] == ["tag"]
