@@ -72,6 +72,7 @@ class Engine:
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
         self._conn = None
+        self._conn_lock = threading.RLock()  # _get closes the socket it holds on failure
         # Inspect results stay valid for this run until a step that makes the
         # image is about to run (plan.py calls forget() then).
         self._inspected = {}
@@ -165,11 +166,12 @@ class Engine:
             self.close()
 
     def close(self):
-        if self._conn is not None:
-            sock, reader = self._conn
-            reader.close()
-            sock.close()
-            self._conn = None
+        with self._conn_lock:
+            if self._conn is not None:
+                sock, reader = self._conn
+                reader.close()
+                sock.close()
+                self._conn = None
 
     def forget(self, ref=None):
         if ref is None:
@@ -183,18 +185,19 @@ class Engine:
         """(status, body) of GET `path`: plain HTTP/1.1 on a kept-alive socket.
         Not http.client: importing it costs about 8 ms of every no-op run."""
         request = ("GET %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n\r\n" % path).encode()
-        for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
-            try:
-                reader = self._connection()
-                self._conn[0].sendall(request)
-                return self._response(reader)
-            except (_Closed, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt == 2:
-                    raise self.unreachable("the connection was closed") from None
-            except OSError as err:
-                self.close()
-                raise self.unreachable(err.strerror or str(err)) from None
+        with self._conn_lock:  # one request at a time on the kept-alive socket (doit -P thread)
+            for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
+                try:
+                    reader = self._connection()
+                    self._conn[0].sendall(request)
+                    return self._response(reader)
+                except (_Closed, BrokenPipeError, ConnectionResetError):
+                    self.close()
+                    if attempt == 2:
+                        raise self.unreachable("the connection was closed") from None
+                except OSError as err:
+                    self.close()
+                    raise self.unreachable(err.strerror or str(err)) from None
 
     def _response(self, reader):
         status, headers = _read_head(reader)

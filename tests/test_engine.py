@@ -78,3 +78,27 @@ def test_a_build_goes_over_the_socket_unless_the_docker_config_needs_the_sdk(
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(sdk_sent_it), "True"]
     assert docker_cli("run", "--rm", names + "/door", "cat", "/door").strip() == "door"
+
+
+def test_threads_sharing_an_engine_each_get_their_own_answer(docker_host, busybox_image, names):
+    """doit -n N -P thread: steps in threads ask one Engine over its one kept-alive socket."""
+    import threading
+
+    docker = engine.Engine(docker_host)
+    expected = {busybox_image: docker.inspect_image(busybox_image)["Id"], names + "/absent:1": None}
+    wrong = []
+
+    def ask(ref):
+        for _ in range(40):
+            docker.forget(ref)
+            found = docker.inspect_image(ref)
+            if (found and found["Id"]) != expected[ref]:
+                wrong.append((ref, found and found["Id"]))
+
+    threads = [threading.Thread(target=ask, args=(ref,)) for ref in list(expected) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    docker.close()
+    assert wrong == []
