@@ -25,7 +25,9 @@ atexit.register(gc.freeze)
 # doit opens its state file before it asks for tasks: the folder must exist now.
 os.makedirs(".dockflow", exist_ok=True)
 
-_task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var))  # cwd: dodo.py's folder
+# Every `name=value` doit parsed from the command line, to refuse a misspelt one.
+_given = dict(getattr(doit.doit_cmd, "_CMDLINE_VARS", None) or {})
+_task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var, given=_given))  # cwd: dodo.py's folder
 
 # sqlite3: two runs at once keep both runs' records (dbm.dumb and json lose one).
 DOIT_CONFIG = {

@@ -136,11 +136,28 @@ def step_problem_list(all_steps):
     return problems
 
 
-def checked_steps(project_dir, override=None):
-    """(steps, deps) of the project; every definition problem of every file in one
-    WorkflowError, before anything touches Docker."""
+# `name=value` on doit's command line that is no workflow variable but a switch of a kind.
+COMMAND_LINE_SWITCHES = ("dry_run",)  # prune: list what would go, remove nothing
+
+
+def unknown_variables(all_steps, given):
+    """A problem for each `name=value` of the command line (`given`, a dict) that no
+    workflow declares: doit would pass it on silently, and the run ignore it."""
+    declared = set(COMMAND_LINE_SWITCHES)
+    for step in all_steps.values():
+        declared.update(step.workflow.variables.declared)
+    return ["command line: %s=%s: no workflow declares a variable %r%s (variables: %s)"
+            % (name, value, name, workflow.did_you_mean(name, declared), ", ".join(sorted(declared)))
+            for name, value in sorted(given.items()) if name not in declared]
+
+
+def checked_steps(project_dir, override=None, given=None):
+    """(steps, deps) of the project; every definition problem of every file, and every
+    unknown `name=value` of the command line (`given`), in one WorkflowError, before
+    anything touches Docker."""
     problems = []
     all_steps = load(project_dir, override, collect=problems)
+    problems += unknown_variables(all_steps, given or {})
     problems += step_problem_list(all_steps)
     try:
         deps = dependencies(all_steps)
@@ -151,9 +168,9 @@ def checked_steps(project_dir, override=None):
     return all_steps, deps
 
 
-def task_dicts(project_dir, override=None):
+def task_dicts(project_dir, override=None, given=None):
     """What dodo.py yields to doit."""
-    all_steps, deps = checked_steps(project_dir, override)
+    all_steps, deps = checked_steps(project_dir, override, given)
     _steps.clear()
     _steps.update(all_steps)
     _deps.clear()

@@ -152,3 +152,18 @@ def test_pushing_an_image_under_its_own_name_is_no_second_maker(proj):
         """)
     all_steps, deps = plan.checked_steps(".")  # no WorkflowError
     assert deps["push"] == ["tag"]
+
+
+def test_a_command_line_variable_no_workflow_declares_is_refused(proj):
+    """doit passes any name=value on; a misspelt one would be ignored without a word."""
+    proj.write("workflows/lab.yaml", """
+        vars: {version: 1.0.0}
+        steps:
+          tag: {kind: tag, source: x, tags: ["lab/app:${version}"]}
+        """)
+    with pytest.raises(WorkflowError) as caught:
+        plan.checked_steps(".", given={"versoin": "2.0.0", "version": "2.0.0", "dry_run": "true"})
+    assert caught.value.problems == [
+        "command line: versoin=2.0.0: no workflow declares a variable 'versoin' (did you mean 'version'?) "
+        "(variables: dry_run, version)"]
+    plan.checked_steps(".", given={"version": "2.0.0", "dry_run": "true"})  # no WorkflowError
