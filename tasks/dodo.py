@@ -10,6 +10,8 @@ here is a doit InvalidDodoFile: doit prints it and exits 3, no traceback.
 import atexit
 import gc
 import os
+import signal
+import sys
 
 import doit
 
@@ -21,6 +23,22 @@ from .report import Reporter
 # it; atexit handlers, flushes and closes still run, and the memory goes back to the
 # OS with the process.
 atexit.register(gc.freeze)
+
+_MAIN_PID = os.getpid()
+
+
+def _interrupted(signum, frame):
+    """Ctrl-C: one line instead of a KeyboardInterrupt traceback. SystemExit unwinds the
+    running step as an exception would (its temp files removed, its socket to the engine
+    closed, so the engine stops the build) and doit still records the steps done."""
+    if os.getpid() != _MAIN_PID:  # a worker of doit -n N -P process: doit's own handling
+        raise KeyboardInterrupt
+    sys.stderr.write("\ninterrupted (Ctrl-C): the running step was stopped and left nothing half-written; "
+                     "the steps done before it are recorded. Run the same command again to go on.\n")
+    raise SystemExit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted)
 
 # doit opens its state file before it asks for tasks: the folder must exist now.
 os.makedirs(".dockflow", exist_ok=True)

@@ -264,3 +264,37 @@ def test_a_dockerfile_the_engine_refuses_is_a_clear_error(project, names):
     assert ("refused: build of %s/refused: dockerfile parse error line 1: unknown instruction: FROMM"
             % names) in done.output
     assert "Traceback" not in done.output
+
+
+def test_ctrl_c_during_a_build_stops_it_in_one_line(project, names, busybox_image, docker_cli):
+    """SIGINT while the engine builds: doit stops (not waiting for the hour-long RUN),
+    exits 130 with one line and no traceback, no image is made, the next run builds."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    project.write("slow/Dockerfile", "FROM %s\nRUN echo started && sleep 3600\n" % busybox_image)
+    project.workflow("""
+        steps:
+          slow: {kind: build, context: ../slow, image: %s/slow}
+        """ % names)
+    env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
+    process = subprocess.Popen([sys.executable, "-m", "doit", "slow"], cwd=project.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with process.stdout:
+        seen = []
+        for line in process.stdout:  # the RUN has started once the container says so
+            seen.append(line)
+            if "| started" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        output = "".join(seen) + process.stdout.read()
+    # a hang guard, not a measure: without the engine stopping the build it would take an hour
+    assert process.wait(timeout=300) == 130, output
+    assert "interrupted (Ctrl-C)" in output and "Traceback" not in output, output
+    assert not docker_cli("images", "-q", names + "/slow").strip()
+    project.write("slow/Dockerfile", "FROM %s\nRUN echo started\n" % busybox_image)
+    again = project.doit("slow")
+    assert again.returncode == 0 and ".  slow" in again.output, again.output
