@@ -48,9 +48,26 @@ def warn(step_name, message):
     logger().warning("   {}: warning: {}", step_name, message)
 
 
+# A terminal's escape sequences (colours, cursor moves): the legacy builder colours a
+# RUN's stderr red, which a log file or cron mail shows as ^[[91m.
+_ESCAPE_RE = None
+
+
+def plain(text):
+    """`text` without terminal escape sequences."""
+    global _ESCAPE_RE
+    if "\x1b" not in text:
+        return text
+    if _ESCAPE_RE is None:
+        import re
+
+        _ESCAPE_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+    return _ESCAPE_RE.sub("", text)
+
+
 def detail(text):
     """One line of a tool's own output (a build's), indented under its step."""
-    logger().info("      | {}", text)
+    logger().info("      | {}", plain(text))
 
 
 def is_terminal():

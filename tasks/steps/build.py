@@ -206,7 +206,7 @@ def _follow_build(step, image_ref, chunks):
         error = engine.stream_error(chunk)
         if error is not None:
             raise StepFailed(_failure_message(step, image_ref, error, current_instruction, lines))
-        for line in chunk.get("stream", "").splitlines():
+        for line in ui.plain(chunk.get("stream", "")).splitlines():
             if line.strip():
                 lines.append(line.rstrip())
                 ui.detail(line.rstrip())

@@ -298,3 +298,16 @@ def test_ctrl_c_during_a_build_stops_it_in_one_line(project, names, busybox_imag
     project.write("slow/Dockerfile", "FROM %s\nRUN echo started\n" % busybox_image)
     again = project.doit("slow")
     assert again.returncode == 0 and ".  slow" in again.output, again.output
+
+
+def test_a_run_s_stderr_reaches_the_output_without_terminal_colours(project, names, busybox_image):
+    """The legacy builder wraps a RUN's stderr in red escapes; a log file must not hold them."""
+    project.write("bad/Dockerfile", "FROM %s\nRUN ls /nope\n" % busybox_image)
+    project.workflow("""
+        steps:
+          colours: {kind: build, context: ../bad, image: %s/colours}
+        """ % names)
+    done = project.doit("colours")
+    assert done.returncode == 1, done.output
+    assert "| ls: /nope: No such file or directory" in done.output
+    assert "\x1b" not in done.output
