@@ -191,9 +191,20 @@ def _walk_marks(node, path, marks, problems, display, mark=None):
 
 def schema_problems(display, document, marks, schema):
     validator = validator_class()(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    # A step of no known kind: its one problem is its kind. Which of its fields are
+    # unknown cannot be said before the kind is right.
+    bad_kinds = {tuple(map(str, e.absolute_path))[:2] for e in errors if _is_kind_error(e)}
     problems = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+    for error in errors:
         path = [str(p) for p in error.absolute_path]
+        if tuple(path[:2]) in bad_kinds and not _is_kind_error(error):
+            continue
+        if _is_kind_error(error):
+            kinds = error.validator_value
+            problems.append(_format(display, marks, path, "%r is not a step kind%s; the kinds: %s" % (
+                error.instance, did_you_mean(str(error.instance), kinds), ", ".join(kinds))))
+            continue
         if error.validator in ("unevaluatedProperties", "additionalProperties") \
                 and isinstance(error.instance, dict):
             # One line per unknown field, at that field. A failing `then` (a wrong
@@ -205,7 +216,18 @@ def schema_problems(display, document, marks, schema):
                                         + did_you_mean(str(field), known)))
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
-    return problems
+    return sorted(problems, key=_line_and_column)
+
+
+def _is_kind_error(error):
+    path = list(error.absolute_path)
+    return error.validator == "enum" and len(path) == 3 and path[0] == "steps" and path[2] == "kind"
+
+
+def _line_and_column(problem):
+    """(line, column) of a problem `_format` wrote: problems in the file's order."""
+    where = problem.split(": ", 1)[0].rsplit(":", 2)
+    return int(where[1]), int(where[2])
 
 
 def validator_class():

@@ -101,9 +101,28 @@ def test_every_error_in_one_run(flows):
         "workflows/x.yaml:12:5: steps.tag.tags: undefined variable ${nope} (declare it under vars:)",
         "workflows/x.yaml:14:3: steps.list: step name 'list' is a doit command; `doit list` would not "
         "run it: rename the step",
-        "workflows/x.yaml:19:5: steps.other.kind: 'teleport' is not one of %s"
-        % kind_enum(),
+        "workflows/x.yaml:19:5: steps.other.kind: 'teleport' is not a step kind; the kinds: %s"
+        % ", ".join(kind_enum()),
     ])
+
+
+def test_a_misspelt_kind_is_its_step_s_one_problem_in_the_file_s_order(flows):
+    """Which fields a step may have depends on its kind: none is called unknown before
+    the kind is right."""
+    problems = flows.problems("""
+        steps:
+          tag: {kind: tag, source: app, tagz: [b]}
+          build_base:
+            kind: biuld
+            context: base
+            image: basic-base
+        """)
+    assert problems == [
+        "workflows/x.yaml:3:3: steps.tag: 'tags' is a required property",
+        "workflows/x.yaml:3:33: steps.tag.tagz: unknown field (did you mean 'tags'?)",
+        "workflows/x.yaml:5:5: steps.build_base.kind: 'biuld' is not a step kind (did you mean 'build'?); "
+        "the kinds: %s" % ", ".join(kind_enum()),
+    ]
 
 
 def test_unknown_top_level_field_and_missing_steps(flows):
