@@ -190,7 +190,9 @@ class Survey:
             is_head = not self.children.get(image["Id"])
             wanted = is_head and ((policy.dangling and not tags and not _digests(image))
                                   or (policy.unused and tags))
-            if wanted and policy.chooses(image):
+            if wanted and not policy.chooses(image):
+                plan.filtered += 1
+            elif wanted:
                 reason = self.protected(image)
                 if reason:
                     plan.spared.append((image, reason))
@@ -280,6 +282,7 @@ class Plan:
         self.tags = []          # (image, tag) names removed by keep_last
         self.containers = []    # our stopped containers
         self.spared = []        # (image, reason) the policy chose but a protection keeps
+        self.filtered = 0       # images of the kind chosen that the filters (older_than, labels) leave
         self.deleted_ids = set()
         self.freed_layers = set()
 
@@ -328,6 +331,7 @@ class Plan:
                                    - {image["Id"] for image, _tag in self.tags}),
             "containers": [{"id": c["Id"], "name": _container_name(c)} for c in self.containers],
             "spared": [{"id": image["Id"], "tags": _tags(image), "reason": reason} for image, reason in self.spared],
+            "filtered": self.filtered,
             "image_bytes": image_bytes,
             "container_bytes": container_bytes,
             "build_cache_bytes": cache_bytes,
@@ -408,6 +412,9 @@ def _tell(step, docker, report, dry_run):
     for image in report["spared"]:
         ui.say(step.name, "kept %s %s: %s" % (_short(image["id"]), " ".join(image["tags"]) or "<none>",
                                              image["reason"]))
+    if report["filtered"]:
+        ui.say(step.name, "kept %d more image(s) the filters leave out (%s)"
+               % (report["filtered"], _filters(step)))
     approx = "" if report["exact"] else " at least"
     ui.say(step.name, "%s: %s%s %s (%d bytes: images %d, containers %d, build cache %d)"
            % ("dry run, nothing removed" if dry_run else "done",
@@ -415,6 +422,12 @@ def _tell(step, docker, report, dry_run):
               report["image_bytes"], report["container_bytes"], report["build_cache_bytes"]))
     ui.record(dict(report, event="dockflow.prune", step=step.name, engine=docker.host, dry_run=dry_run,
                    time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+
+
+def _filters(step):
+    shown = ["%s: %s" % (field, step.get(field)) for field in ("older_than", "labels", "not_labels")
+             if step.spec.get(field)]
+    return "; ".join(shown)
 
 
 def _tags(image):

@@ -4,6 +4,7 @@ carries the label `<names>`), so it can only ever remove what this test made. Th
 one test of the default, unscoped policy is a dry run: it removes nothing."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -185,6 +186,8 @@ def test_filters_narrow_the_choice(project, names, busybox_image):
     prune_flow(project, names, older_than="1h")                    # all of them are minutes old
     young = project.doit("prune")
     assert young.returncode == 0 and record(young.output)["images"] == [], young.output
+    assert record(young.output)["filtered"] >= 2  # a1 and b1, which the dry run must account for
+    assert re.search(r"kept \d+ more image\(s\) the filters leave out \(older_than: 1h", young.output), young.output
     assert exists(a1) and exists(b1)
     prune_flow(project, names, not_labels=["tier=b"])
     done = project.doit("prune")
