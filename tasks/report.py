@@ -6,9 +6,14 @@ import sys
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
+from . import ui
+
 
 class Reporter(ConsoleReporter):
     desc = "dockflow: one clear line per failed step"
+
+    def __init__(self, outstream, options):
+        super().__init__(ui.PipeSafe(outstream), options)
 
     def add_failure(self, task, fail):
         if isinstance(fail, TaskFailed):

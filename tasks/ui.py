@@ -17,13 +17,48 @@ def logger():
 
         base.remove()
         level = os.environ.get("DOCKFLOW_LOG_LEVEL", "INFO")
-        base.add(lambda message: (sys.stdout.write(message), sys.stdout.flush()),
+        base.add(lambda message: PipeSafe(sys.stdout).write(message, flush=True),
                  format="{message}", level=level, colorize=False)
         log_file = os.environ.get("DOCKFLOW_LOG_FILE")
         if log_file:
             base.add(log_file, level=level, rotation="10 MB", retention=5, format=_file_format)
         _logger = base
     return _logger
+
+
+class PipeSafe:
+    """A stream whose reader going away (`doit build_app | head -2`) stops the run
+    as SIGPIPE stops a command, but as an exception: the running step unwinds (temp
+    files removed, the engine's build stopped), doit records the steps done, and the
+    run exits 141 (128 + SIGPIPE) with no traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text, flush=False):
+        try:
+            written = self._stream.write(text)
+            if flush:
+                self._stream.flush()
+            return written
+        except BrokenPipeError:
+            _reader_gone()
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _reader_gone()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _reader_gone():
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, at exit too
+    os.close(devnull)
+    raise SystemExit(141)
 
 
 def _file_format(record):

@@ -311,3 +311,30 @@ def test_a_run_s_stderr_reaches_the_output_without_terminal_colours(project, nam
     assert done.returncode == 1, done.output
     assert "| ls: /nope: No such file or directory" in done.output
     assert "\x1b" not in done.output
+
+
+def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_image):
+    """`doit slow | head -3`: like a command SIGPIPE stops, exit 141, and no traceback
+    or logging error on stderr."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    project.write("slow/Dockerfile", "FROM %s\nRUN echo one && sleep 1 && echo two && sleep 1 && echo three\n"
+                  % busybox_image)
+    project.workflow("""
+        steps:
+          slow: {kind: build, context: ../slow, image: %s/piped}
+        """ % names)
+    env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
+    process = subprocess.Popen([sys.executable, "-m", "doit", "slow"], cwd=project.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if "| one" in line:
+            break
+    process.stdout.close()  # the reader goes; the build goes on printing
+    with process.stderr:
+        errors = process.stderr.read()
+    assert process.wait(timeout=300) == 141, errors
+    assert "Traceback" not in errors and "Logging error" not in errors, errors
