@@ -99,13 +99,22 @@ class Project:
 
     def doit(self, *args, env=None):
         """Run `python -m doit ARGS` in the project; a CompletedProcess with .output."""
-        full_env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=self.docker_host,
-                        PYTHONDONTWRITEBYTECODE="1")
-        full_env.update(env or {})
-        done = subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.root, env=full_env,
+        done = subprocess.run(self._doit_argv(args), cwd=self.root, env=self._doit_env(env),
                               capture_output=True, text=True)
         done.output = done.stdout + done.stderr
         return done
+
+    def start(self, *args, stderr=subprocess.STDOUT):
+        """Start `python -m doit ARGS` in the project: a Popen whose stdout is a text pipe."""
+        return subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(None),
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+    def _doit_argv(self, args):
+        return [sys.executable, "-m", "doit", *args]
+
+    def _doit_env(self, env):
+        return dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=self.docker_host, PYTHONDONTWRITEBYTECODE="1",
+                    **(env or {}))
 
 
 @pytest.fixture

@@ -270,19 +270,13 @@ def test_ctrl_c_during_a_build_stops_it_in_one_line(project, names, busybox_imag
     """SIGINT while the engine builds: doit stops (not waiting for the hour-long RUN),
     exits 130 with one line and no traceback, no image is made, the next run builds."""
     import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
 
     project.write("slow/Dockerfile", "FROM %s\nRUN echo started && sleep 3600\n" % busybox_image)
     project.workflow("""
         steps:
           slow: {kind: build, context: ../slow, image: %s/slow}
         """ % names)
-    env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
-    process = subprocess.Popen([sys.executable, "-m", "doit", "slow"], cwd=project.root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = project.start("slow")
     with process.stdout:
         seen = []
         for line in process.stdout:  # the RUN has started once the container says so
@@ -317,9 +311,6 @@ def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_i
     """`doit slow | head -3`: like a command SIGPIPE stops, exit 141, and no traceback
     or logging error on stderr."""
     import subprocess
-    import sys
-
-    from tests.conftest import REPO
 
     project.write("slow/Dockerfile", "FROM %s\nRUN echo one && sleep 1 && echo two && sleep 1 && echo three\n"
                   % busybox_image)
@@ -327,9 +318,7 @@ def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_i
         steps:
           slow: {kind: build, context: ../slow, image: %s/piped}
         """ % names)
-    env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
-    process = subprocess.Popen([sys.executable, "-m", "doit", "slow"], cwd=project.root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = project.start("slow", stderr=subprocess.PIPE)
     for line in process.stdout:
         if "| one" in line:
             break
