@@ -77,7 +77,24 @@ def validate_project(project_dir):
         all_steps, _ = plan.checked_steps(project_dir)
     except WorkflowError as err:
         return file_count, 0, err.problems
-    return file_count, len(all_steps), []
+    return file_count, len(all_steps), file_variable_problems(all_steps)
+
+
+def file_variable_problems(all_steps):
+    """Variables read from a file (`{file: VERSION, semver: true}`): a run reads them only
+    when a step uses them, so a bad VERSION would wait for `doit tag`; validate reads
+    them now. (Environment and git variables may differ where the steps run.)"""
+    from .errors import StepFailed
+
+    problems, flows = [], {id(step.workflow): step.workflow for step in all_steps.values()}
+    for flow in flows.values():
+        for name, source in flow.variables.declared.items():
+            if isinstance(source, dict) and "file" in source:
+                try:
+                    flow.variables.get(name)
+                except StepFailed as err:
+                    problems.append(str(err))
+    return problems
 
 
 # --- plan ---------------------------------------------------------------------

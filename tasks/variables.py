@@ -44,11 +44,18 @@ def names_in_value(value):
 class Variables:
     """Resolves `${name}` for one workflow file, lazily and once per name."""
 
-    def __init__(self, declared, base_dir, override=None):
+    def __init__(self, declared, base_dir, override=None, where=None):
         self.declared = declared or {}
         self.base_dir = base_dir
         self.override = override or (lambda name: None)  # doit's `name=value` arguments
+        self._where = where  # name -> `file:line:col` of its declaration, for messages
         self._values = {}
+
+    def label(self, name):
+        """How a message names variable `name`: where it is declared, when known."""
+        if self._where and name in self.declared:
+            return "%s: vars.%s" % (self._where(name), name)
+        return "variable ${%s}" % name
 
     def get(self, name):
         if name not in self._values:
@@ -70,7 +77,7 @@ class Variables:
         forced = self.override(name)
         if forced is not None:
             if isinstance(source, dict) and source.get("semver"):
-                _check_semver(name, "the command line", str(forced))
+                _check_semver(self.label(name), "the command line", str(forced))
             return str(forced)
         if source is None:
             raise StepFailed("variable ${%s} is not declared under vars:" % name)
@@ -82,15 +89,15 @@ class Variables:
                 return value
             if "default" in source:
                 return _text(source["default"])
-            raise StepFailed("variable ${%s}: environment variable %s is not set and no default is given"
-                             % (name, source["env"]))
+            raise StepFailed("%s: environment variable %s is not set and no default is given"
+                             % (self.label(name), source["env"]))
         if "value" in source:
             return _text(source["value"])
         if "file" in source:
             return self._from_file(name, source)
         if "git" in source:
-            return git_value(source["git"], self.base_dir, name)
-        raise StepFailed("variable ${%s} has no source" % name)
+            return git_value(source["git"], self.base_dir, self.label(name))
+        raise StepFailed("%s has no source" % self.label(name))
 
     def _from_file(self, name, source):
         path = os.path.normpath(os.path.join(self.base_dir, source["file"]))
@@ -98,16 +105,16 @@ class Variables:
             with open(path, encoding="utf-8") as handle:
                 value = handle.read().strip()
         except OSError as err:
-            raise StepFailed("variable ${%s}: cannot read %s: %s" % (name, path, err.strerror)) from None
+            raise StepFailed("%s: cannot read %s: %s" % (self.label(name), os.path.relpath(path), err.strerror)) \
+                from None
         if source.get("semver"):
-            _check_semver(name, path, value)
+            _check_semver(self.label(name), os.path.relpath(path), value)
         return value
 
 
-def _check_semver(name, origin, value):
+def _check_semver(label, origin, value):
     if not SEMVER_RE.match(value):
-        raise StepFailed("variable ${%s}: %s holds %r, not a semantic version like 1.0.0"
-                         % (name, origin, value))
+        raise StepFailed("%s: %s holds %r, not a semantic version like 1.0.0" % (label, origin, value))
 
 
 def _text(value):
@@ -117,27 +124,27 @@ def _text(value):
     return str(value)
 
 
-def git_value(field, start_dir, var_name):
+def git_value(field, start_dir, label):
     """commit (7 hex), commit_full, branch, or dirty ("true"/"false")."""
     if field == "dirty":
-        status = _git(["status", "--porcelain", "--untracked-files=no"], start_dir, var_name)
+        status = _git(["status", "--porcelain", "--untracked-files=no"], start_dir, label)
         return "true" if status.strip() else "false"
     full = _head_commit_from_files(start_dir) if field != "branch" else None
     if field == "branch":
-        return _git(["rev-parse", "--abbrev-ref", "HEAD"], start_dir, var_name).strip()
+        return _git(["rev-parse", "--abbrev-ref", "HEAD"], start_dir, label).strip()
     if full is None:
-        full = _git(["rev-parse", "HEAD"], start_dir, var_name).strip()
+        full = _git(["rev-parse", "HEAD"], start_dir, label).strip()
     return full if field == "commit_full" else full[:7]
 
 
-def _git(args, cwd, var_name):
+def _git(args, cwd, label):
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
-        raise StepFailed("variable ${%s}: git is not installed" % var_name) from None
+        raise StepFailed("%s: git is not installed" % label) from None
     if done.returncode != 0:
-        raise StepFailed("variable ${%s}: git %s failed in %s: %s"
-                         % (var_name, " ".join(args), cwd, done.stderr.strip() or done.returncode))
+        raise StepFailed("%s: git %s failed in %s: %s"
+                         % (label, " ".join(args), cwd, done.stderr.strip() or done.returncode))
     return done.stdout
 
 

@@ -28,7 +28,8 @@ class Workflow:
         self.display_path = os.path.relpath(path)
         self.base_dir = os.path.dirname(path)
         self.marks = marks
-        self.variables = variables.Variables(document.get("vars"), self.base_dir, override)
+        self.variables = variables.Variables(document.get("vars"), self.base_dir, override,
+                                             where=lambda name: self.where("vars", name))
         self.steps = {name: Step(name, spec, self) for name, spec in document["steps"].items()}
 
     def where(self, *path):

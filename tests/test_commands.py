@@ -35,6 +35,21 @@ def test_validate_ok_counts_files_and_steps(offline_project):
     assert "2 workflow files, 3 steps: OK" in done.output
 
 
+def test_validate_reads_a_version_file_a_run_would_read_only_when_tagging(offline_project):
+    project = with_commands(offline_project)
+    project.write("VERSION", "v1.2\n")
+    project.workflow("""
+        vars:
+          version: {file: ../VERSION, semver: true}
+        steps:
+          tag: {kind: tag, source: x/one, tags: ["x/one:${version}"]}
+        """)
+    done = project.doit("validate")
+    assert done.returncode == 3, done.output
+    assert ("workflows/flow.yaml:3:3: vars.version: VERSION holds 'v1.2', not a semantic version like 1.0.0"
+            in done.output)
+
+
 SEEDED = """\
 # yaml-language-server: $schema=../schemas/workflow.schema.json
 steps:
