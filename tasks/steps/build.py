@@ -131,7 +131,10 @@ def check(step, saved):
 
 def why_changed(saved, memo, engine_image_id):
     if not saved.get("image_id"):
-        return "no build of it is recorded in this project yet (Docker's cache makes that build quick)"
+        # doit keeps a step's values from its last success only: a first run here, a lost
+        # .dockflow/, or a last build that failed.
+        return ("no successful build of it is recorded in this project (a first run here, or its last build "
+                "failed); Docker's cache makes an unchanged build quick")
     if saved["image_id"] != engine_image_id:
         return "the engine's image of that name (%s) is not the one this step built (%s)" % (
             engine_image_id[7:19], saved["image_id"][7:19])
@@ -178,8 +181,8 @@ def _build(step, docker, image_ref, memo):
     # reading, not the SDK's, which differs from the engine's in corner cases).
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
-        image_id = _follow_build(step, image_ref, docker.build(
-            "%s: build of %s" % (step.name, image_ref), context_tar, **options))
+        what = "%s: build of %s from %s" % (step.name, image_ref, os.path.relpath(dockerfile_path(step)))
+        image_id = _follow_build(step, image_ref, docker.build(what, context_tar, **options))
     docker.forget(image_ref)
     return image_id or docker.image_id(image_ref)
 

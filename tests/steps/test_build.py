@@ -186,7 +186,7 @@ def test_lost_state_costs_a_cached_build_and_keeps_the_image(project, names, bus
     os.remove(project.path(".dockflow/doit.sqlite3"))
     again = project.doit("build_app")
     assert again.returncode == 0, again.output
-    assert "no build of it is recorded in this project yet" in again.output
+    assert "no successful build of it is recorded in this project" in again.output
     assert "Using cache" in again.output
     assert {ref: image_id(docker_cli, ref) for ref in built} == built
     assert "-- build_app" in project.doit("build_app").output
@@ -261,8 +261,8 @@ def test_a_dockerfile_the_engine_refuses_is_a_clear_error(project, names):
         """ % names)
     done = project.doit("refused")
     assert done.returncode == 1, done.output
-    assert ("refused: build of %s/refused: dockerfile parse error line 1: unknown instruction: FROMM"
-            % names) in done.output
+    assert ("refused: build of %s/refused from bad/Dockerfile: dockerfile parse error line 1: unknown "
+            "instruction: FROMM" % names) in done.output
     assert "Traceback" not in done.output
 
 
