@@ -109,7 +109,7 @@ class Plan(DoitCmdBase):
     def _execute(self, pos_args):
         rows = assess_tasks(self, pos_args)
         self.outstream.write(format_plan(rows))
-        return 0
+        return 1 if any(row[2] == FAILS for row in rows) else 0  # as the run would fail
 
 
 def assess_tasks(command, pos_args):

@@ -177,6 +177,17 @@ def engine_state(docker_cli, names):
 
 
 @pytest.mark.engine
+def test_plan_exits_1_when_a_step_would_fail(project, names):
+    project = with_commands(project)
+    project.workflow("""
+        steps:
+          tag_it: {kind: tag, source: %s/nowhere, tags: ["%s/nowhere:1"]}
+        """ % (names, names))
+    done = project.doit("plan", "tag_it")
+    assert done.returncode == 1, done.output
+    assert "fails" in done.output and "%s/nowhere" % names in done.output
+
+
 def test_plan_says_what_and_why_and_changes_nothing(project, names, busybox_image, docker_cli):
     project = with_commands(project)
     chain(project, names, busybox_image)
