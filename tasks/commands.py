@@ -194,7 +194,8 @@ class Graph(DoitCmdBase):
                 written.append(png)
             else:
                 print("graph: dot failed: %s" % done.stderr.decode(errors="replace").strip(), file=sys.stderr)
-        self.outstream.write("graph: %d steps written to %s\n" % (len(rows), " and ".join(written)))
+        which = "" if pos_args else " (those `doit` alone runs: name a step to add it)"
+        self.outstream.write("graph: %d steps%s written to %s\n" % (len(rows), which, " and ".join(written)))
         return 0
 
 

@@ -118,7 +118,7 @@ def check(step, saved):
     memo["container_id"] = container["Id"]
     if labels[DEFINITION_LABEL] != memo["digest"]:
         memo["recreate"] = True
-        return Verdict(False, "re-creating registry %s: %s" % (name, _what_changed(labels, wanted)), memo)
+        return Verdict(False, "re-creating registry container %s: %s" % (name, _what_changed(labels, wanted)), memo)
     if not (container.get("State") or {}).get("Running"):
         return Verdict(False, "starting registry %s: the container is stopped" % name, memo)
     if not _answers(step, wanted):

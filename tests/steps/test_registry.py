@@ -70,7 +70,7 @@ def test_changed_definition_recreates_container_and_keeps_data(project, up, regi
     registry_workflow(project, registry_image, name, new_port)
     again = project.doit("registry_up")
     assert again.returncode == 0, again.output
-    assert "re-creating registry %s: its definition changed" % name in again.output
+    assert "re-creating registry container %s: its definition changed" % name in again.output
     assert inspect(docker_cli, name)["Id"] != first_id
     # The volume kept the image: pull it back through the new port (Exercise 3.10, steps 6-7).
     moved = "127.0.0.1:%d/%s/bb:1" % (new_port, names)
