@@ -29,9 +29,10 @@ import subprocess
 import sys
 from xml.sax.saxutils import escape
 
-from doit.cmd_base import Command, DoitCmdBase, check_tasks_exist
+from doit.cmd_base import Command, DoitCmdBase
+from doit.exceptions import InvalidCommand
 
-from . import engine, graph, plan, steps
+from . import engine, graph, plan, steps, workflow
 from .errors import StepFailed, WorkflowError
 from .files import write_atomic
 
@@ -116,7 +117,9 @@ def assess_tasks(command, pos_args):
     """Rows for the selected tasks of a DoitCmdBase command; closes its state file."""
     try:
         tasks = {t.name: t for t in command.task_list}
-        check_tasks_exist(tasks, pos_args)
+        for name in pos_args:
+            if name not in tasks:
+                raise InvalidCommand("'%s' is not a step%s" % (name, workflow.did_you_mean(name, tasks)))
         all_steps, deps = plan.loaded_steps()  # doit's loading of dodo.py made them
         selected = pos_args or [n for n in (command.sel_tasks or []) if n in all_steps] or sorted(all_steps)
         return assess(all_steps, deps, selected, command.dep_manager.get_values)

@@ -14,8 +14,9 @@ import signal
 import sys
 
 import doit
+import doit.exceptions
 
-from . import plan
+from . import plan, workflow
 from .report import Reporter
 
 # Python's shutdown runs a full garbage collection over every object still alive:
@@ -57,6 +58,23 @@ DOIT_CONFIG = {
     # a bare `doit` must not delete anything.
     "default_tasks": [t["basename"] for t in _task_list if t["uptodate"] != [False]],
 }
+
+
+# `doit biuld_app`: doit's own "Invalid parameter" message, plus the step it likely
+# meant. doit raises and prints InvalidCommand itself, so its text is extended here.
+_invalid_command_text = doit.exceptions.InvalidCommand.__str__
+
+
+def _with_did_you_mean(error):
+    text = _invalid_command_text(error)
+    if not error.not_found:
+        return text
+    hint = workflow.did_you_mean(str(error.not_found), plan.loaded_steps()[0])
+    first, _, rest = text.partition("\n")
+    return "%s%s\n%s" % (first, hint, rest) if hint else text
+
+
+doit.exceptions.InvalidCommand.__str__ = _with_did_you_mean
 
 
 def task_workflows():

@@ -289,3 +289,14 @@ def test_human_size_as_docker_prints_it():
 
     assert [human_size(n) for n in (0, 283, 476_000, 1_400_000, 5_600_000, 105_000_000, 22_954_026)] == \
         ["0B", "283B", "476kB", "1.4MB", "5.6MB", "105MB", "23MB"]
+
+
+def test_a_misspelt_step_on_the_command_line_gets_a_did_you_mean(offline_project):
+    project = with_commands(offline_project)
+    project.workflow("steps:\n  build_app: {kind: tag, source: x/one, tags: [x/one:1.0]}\n")
+    for args, expected in ((["biuld_app"], 'Invalid parameter: "biuld_app". Must be a command, task, or a '
+                                           "target. (did you mean 'build_app'?)"),
+                           (["plan", "biuld_app"], "'biuld_app' is not a step (did you mean 'build_app'?)")):
+        done = project.doit(*args)
+        assert done.returncode == 3, done.output
+        assert expected in done.output and "Traceback" not in done.output, done.output
