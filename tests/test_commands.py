@@ -188,6 +188,7 @@ def test_plan_exits_1_when_a_step_would_fail(project, names):
     assert "fails" in done.output and "%s/nowhere" % names in done.output
 
 
+@pytest.mark.engine
 def test_plan_says_what_and_why_and_changes_nothing(project, names, busybox_image, docker_cli):
     project = with_commands(project)
     chain(project, names, busybox_image)

@@ -23,7 +23,7 @@ import re
 from .. import dockerignore, engine, refs, ui
 from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems
+from . import Verdict, image_ref_problems, remove_container
 
 LAST_LINES = 8
 OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar
@@ -182,7 +182,7 @@ def _build(step, docker, image_ref, memo):
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
         what = "%s: build of %s from %s" % (step.name, image_ref, os.path.relpath(dockerfile_path(step)))
-        image_id = _follow_build(step, image_ref, docker.build(what, context_tar, **options))
+        image_id = _follow_build(step, image_ref, docker.build(what, context_tar, **options), docker)
     docker.forget(image_ref)
     return image_id or docker.image_id(image_ref)
 
@@ -201,22 +201,31 @@ def _pack_context(step, relpaths, handle):
     return dockerfile
 
 
-def _follow_build(step, image_ref, chunks):
+def _follow_build(step, image_ref, chunks, docker):
     """Show the build's output live; StepFailed with the failing instruction and
     the last lines if it fails; the new image's id."""
-    lines, current_instruction, image_id = [], None, None
-    for chunk in chunks:
-        error = engine.stream_error(chunk)
-        if error is not None:
-            raise StepFailed(_failure_message(step, image_ref, error, current_instruction, lines))
-        for line in ui.plain(chunk.get("stream", "")).splitlines():
-            if line.strip():
-                lines.append(line.rstrip())
-                ui.detail(line.rstrip())
-                if line.startswith("Step "):
-                    current_instruction = line.split(" : ", 1)[-1]
-        if "ID" in (chunk.get("aux") or {}):
-            image_id = chunk["aux"]["ID"]
+    lines, current_instruction, image_id, running = [], None, None, None
+    try:
+        for chunk in chunks:
+            error = engine.stream_error(chunk)
+            if error is not None:
+                raise StepFailed(_failure_message(step, image_ref, error, current_instruction, lines))
+            for line in ui.plain(chunk.get("stream", "")).splitlines():
+                if line.strip():
+                    lines.append(line.rstrip())
+                    ui.detail(line.rstrip())
+                    if line.startswith("Step "):
+                        current_instruction, running = line.split(" : ", 1)[-1], None
+                    elif line.startswith(" ---> Running in "):
+                        running = line.split()[-1]
+            if "ID" in (chunk.get("aux") or {}):
+                image_id = chunk["aux"]["ID"]
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C, or the reader of our output gone: the legacy builder lets a RUN go on
+        # to its end after its client leaves, so its container is removed here.
+        if running:
+            remove_container(docker, running)
+        raise
     return image_id
 
 
