@@ -32,7 +32,7 @@ from xml.sax.saxutils import escape
 from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
 
-from . import engine, graph, plan, steps, workflow
+from . import engine, graph, plan, steps, ui, workflow
 from .errors import StepFailed, WorkflowError
 from .files import write_atomic
 
@@ -53,6 +53,7 @@ class Validate(Command):
                        "each step kind's own checks, references and cycles. Exit 0 when all is well, "
                        "%d otherwise. Touches no Docker engine." % DEFINITION_ERROR)
 
+    @ui.stdout_pipe_safe
     def execute(self, params, args):
         file_count, step_count, problems = validate_project(os.getcwd())
         for problem in problems:
@@ -90,7 +91,8 @@ def file_variable_problems(all_steps):
     problems, flows = [], {id(step.workflow): step.workflow for step in all_steps.values()}
     for flow in flows.values():
         for name, source in flow.variables.declared.items():
-            if isinstance(source, dict) and "file" in source:
+            if isinstance(source, dict) and "file" in source \
+                    and os.path.exists(os.path.join(flow.base_dir, str(source["file"]))):  # a step may make it
                 try:
                     flow.variables.get(name)
                 except StepFailed as err:
@@ -107,6 +109,7 @@ class Plan(DoitCmdBase):
                        "the given tasks need, dependencies first. `may run` means up to date now but "
                        "checked again after a step it needs has run.")
 
+    @ui.stdout_pipe_safe
     def _execute(self, pos_args):
         rows = assess_tasks(self, pos_args)
         self.outstream.write(format_plan(rows))
@@ -184,6 +187,7 @@ class Graph(DoitCmdBase):
                     "default": os.path.join("build", "workflow-graph.svg"),
                     "help": "SVG file to write [default: %(default)s]; a PNG beside it when `dot` is installed"},)
 
+    @ui.stdout_pipe_safe
     def _execute(self, pos_args, output):
         rows = assess_tasks(self, pos_args)
         write_atomic(output, render_svg(rows).encode())
@@ -293,6 +297,7 @@ class Layers(Command):
             in_args = in_args[1:] + in_args[:1]
         return super().parse_execute(in_args)
 
+    @ui.stdout_pipe_safe
     def execute(self, params, args):
         if len(args) != 1:
             print("usage: doit layers IMAGE [--base IMAGE] [--json FILE]", file=sys.stderr)

@@ -34,12 +34,13 @@ def _interrupted(signum, frame):
     closed, so the engine stops the build) and doit still records the steps done."""
     if os.getpid() != _MAIN_PID:  # a worker of doit -n N -P process: doit's own handling
         raise KeyboardInterrupt
-    sys.stderr.write("\ninterrupted (Ctrl-C): the running step was stopped and left nothing half-written; "
-                     "the steps done before it are recorded. Run the same command again to go on.\n")
+    sys.stderr.write("\ninterrupted (Ctrl-C): the steps done before are recorded, and what the running "
+                     "step was writing is never taken for done. Run the same command again to go on.\n")
     raise SystemExit(130)
 
 
-signal.signal(signal.SIGINT, _interrupted)
+if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job of a script ignores it
+    signal.signal(signal.SIGINT, _interrupted)
 
 # doit opens its state file before it asks for tasks: the folder must exist now.
 os.makedirs(".dockflow", exist_ok=True)
@@ -69,7 +70,7 @@ def _with_did_you_mean(error):
     text = _invalid_command_text(error)
     if not error.not_found:
         return text
-    hint = workflow.did_you_mean(str(error.not_found), plan.loaded_steps()[0])
+    hint = workflow.did_you_mean(str(error.not_found), set(plan.loaded_steps()[0]) | workflow.DOIT_COMMANDS)
     first, _, rest = text.partition("\n")
     return "%s%s\n%s" % (first, hint, rest) if hint else text
 

@@ -12,6 +12,7 @@ def atomic_writer(path, mode="wb"):
     """Yield a handle on a temp file that becomes `path` only if the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    remove_dead_partials(path)
     temp = os.path.join(folder, ".%s.partial-%d" % (os.path.basename(path), os.getpid()))
     try:
         with open(temp, mode) as handle:
@@ -22,6 +23,22 @@ def atomic_writer(path, mode="wb"):
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+
+
+def remove_dead_partials(path):
+    """Temp files of writes to `path` whose process is gone (a killed run, or a worker
+    of doit -n N stopped by Ctrl-C): never trusted, but they hold disk."""
+    import glob
+
+    pattern = ".%s.partial-*" % glob.escape(os.path.basename(path))
+    for partial in glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), pattern)):
+        try:
+            os.kill(int(partial.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+        except (ValueError, OSError):
+            continue
 
 
 def write_atomic(path, data):

@@ -145,7 +145,7 @@ def unknown_variables(all_steps, given):
     workflow declares: doit would pass it on silently, and the run ignore it."""
     declared = set(COMMAND_LINE_SWITCHES)
     for step in all_steps.values():
-        declared.update(step.workflow.variables.declared)
+        declared.update(map(str, step.workflow.variables.declared))
     return ["command line: %s=%s: no workflow declares a variable %r%s (variables: %s)"
             % (name, value, name, workflow.did_you_mean(name, declared), ", ".join(sorted(declared)))
             for name, value in sorted(given.items()) if name not in declared]

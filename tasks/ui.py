@@ -54,11 +54,39 @@ class PipeSafe:
         return getattr(self._stream, name)
 
 
+def stdout_pipe_safe(execute):
+    """For a command's execute(): its prints and writes to stdout go through PipeSafe,
+    so `doit plan | head -1` ends as quietly as a run does."""
+    import functools
+
+    @functools.wraps(execute)
+    def wrapper(command, *args, **kwargs):
+        real = sys.stdout
+        sys.stdout = PipeSafe(real)
+        if getattr(command, "outstream", None) is real:
+            command.outstream = sys.stdout
+        try:
+            result = execute(command, *args, **kwargs)
+            sys.stdout.flush()
+            return result
+        finally:
+            sys.stdout = real
+    return wrapper
+
+
+_MAIN_PID = os.getpid()  # doit's own process (forked workers of -P process inherit this value)
+
+
 def _reader_gone():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, at exit too
     os.close(devnull)
-    raise SystemExit(141)
+    import threading
+
+    if os.getpid() == _MAIN_PID and threading.current_thread() is threading.main_thread():
+        raise SystemExit(141)
+    # A worker of doit -n N: doit would report its SystemExit as a failure (exit 1,
+    # "141"). It goes on writing nowhere; doit's own process stops at its next line.
 
 
 def _file_format(record):

@@ -29,7 +29,7 @@ class Workflow:
         self.base_dir = os.path.dirname(path)
         self.marks = marks
         self.variables = variables.Variables(document.get("vars"), self.base_dir, override,
-                                             where=lambda name: self.where("vars", name))
+                                             where=lambda name: self.where("vars", str(name)))
         self.steps = {name: Step(name, spec, self) for name, spec in document["steps"].items()}
 
     def where(self, *path):
@@ -133,7 +133,7 @@ def _parse_and_check(path, raw, schema_raw):
     problems = schema_problems(display, document, marks, json.loads(schema_raw))
     static = static_problems(display, document, marks)
     if problems:
-        raise WorkflowError(problems + static)
+        raise WorkflowError(sorted(problems + static, key=_line_and_column))
     return document, marks, static
 
 
@@ -201,6 +201,10 @@ def schema_problems(display, document, marks, schema):
         path = [str(p) for p in error.absolute_path]
         if tuple(path[:2]) in bad_kinds and not _is_kind_error(error):
             continue
+        if _is_missing_kind(error):  # every kind's required fields would be listed too
+            bad_kinds.add(tuple(path[:2]))
+            step_path = ".".join(path)
+            problems = [p for p in problems if p.split(": ", 2)[1].split(".")[:2] != step_path.split(".")]
         if _is_kind_error(error):
             kinds = error.validator_value
             problems.append(_format(display, marks, path, "%r is not a step kind%s; the kinds: %s" % (
@@ -218,6 +222,12 @@ def schema_problems(display, document, marks, schema):
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
     return sorted(problems, key=_line_and_column)
+
+
+def _is_missing_kind(error):
+    path = list(error.absolute_path)
+    return (error.validator == "required" and len(path) == 2 and path[0] == "steps"
+            and isinstance(error.instance, dict) and "kind" not in error.instance and "'kind'" in error.message)
 
 
 def _is_kind_error(error):

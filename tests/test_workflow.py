@@ -116,12 +116,15 @@ def test_a_misspelt_kind_is_its_step_s_one_problem_in_the_file_s_order(flows):
             kind: biuld
             context: base
             image: basic-base
+          no_kind: {context: base, image: "app:${nope}"}
         """)
     assert problems == [
         "workflows/x.yaml:3:3: steps.tag: 'tags' is a required property",
         "workflows/x.yaml:3:33: steps.tag.tagz: unknown field (did you mean 'tags'?)",
         "workflows/x.yaml:5:5: steps.build_base.kind: 'biuld' is not a step kind (did you mean 'build'?); "
         "the kinds: %s" % ", ".join(kind_enum()),
+        "workflows/x.yaml:8:3: steps.no_kind: 'kind' is a required property",
+        "workflows/x.yaml:8:28: steps.no_kind.image: undefined variable ${nope} (declare it under vars:)",
     ]
 
 

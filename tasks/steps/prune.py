@@ -413,7 +413,7 @@ def _tell(step, docker, report, dry_run):
         ui.say(step.name, "kept %s %s: %s" % (_short(image["id"]), " ".join(image["tags"]) or "<none>",
                                              image["reason"]))
     if report["filtered"]:
-        ui.say(step.name, "kept %d more image(s) the filters leave out (%s)"
+        ui.say(step.name, "left alone: %d image(s) of that kind the filters do not choose (%s)"
                % (report["filtered"], _filters(step)))
     approx = "" if report["exact"] else " at least"
     ui.say(step.name, "%s: %s%s %s (%d bytes: images %d, containers %d, build cache %d)"
@@ -425,8 +425,11 @@ def _tell(step, docker, report, dry_run):
 
 
 def _filters(step):
-    shown = ["%s: %s" % (field, step.get(field)) for field in ("older_than", "labels", "not_labels")
-             if step.spec.get(field)]
+    shown = []
+    for field in ("older_than", "labels", "not_labels"):
+        value = step.get(field) if step.spec.get(field) else None
+        if value:
+            shown.append("%s: %s" % (field, ", ".join(map(str, value)) if isinstance(value, list) else value))
     return "; ".join(shown)
 
 

@@ -7,7 +7,6 @@ sha256 is checked there, and only then is it renamed: an interrupted copy never
 leaves a file under the final name. Up to date when every destination already
 holds the tar's sha256.
 """
-import glob
 import os
 import subprocess
 import time
@@ -108,7 +107,6 @@ def _copy_local(step, tar_path, final, sha256, size):
     from .. import imagetar
     from ..progress import bytes_bar
 
-    _remove_dead_partials(final)
     limit = (step.get("bwlimit") or 0) * 1024
     try:
         with open(tar_path, "rb") as source, atomic_writer(final) as handle, \
@@ -130,19 +128,6 @@ def _copy_local(step, tar_path, final, sha256, size):
     except OSError as err:
         raise StepFailed("%s: cannot copy to %s: %s" % (step.name, final, err.strerror or err)) from None
     return imagetar.known_sha256(final, sha256)
-
-
-def _remove_dead_partials(final):
-    """Temp files of copies that were killed (atomic_writer names them by pid)."""
-    for path in glob.glob(os.path.join(glob.escape(os.path.dirname(final)),
-                                       ".%s.partial-*" % glob.escape(os.path.basename(final)))):
-        try:
-            pid = int(path.rsplit("-", 1)[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os.unlink(path)
-        except (ValueError, PermissionError, OSError):
-            continue
 
 
 def _copy_remote(step, tar_path, remote, final, sha256):

@@ -187,7 +187,8 @@ def test_filters_narrow_the_choice(project, names, busybox_image):
     young = project.doit("prune")
     assert young.returncode == 0 and record(young.output)["images"] == [], young.output
     assert record(young.output)["filtered"] >= 2  # a1 and b1, which the dry run must account for
-    assert re.search(r"kept \d+ more image\(s\) the filters leave out \(older_than: 1h", young.output), young.output
+    assert re.search(r"left alone: \d+ image\(s\) of that kind the filters do not choose \(older_than: 1h; "
+                     r"labels: %s\)" % names, young.output), young.output
     assert exists(a1) and exists(b1)
     prune_flow(project, names, not_labels=["tier=b"])
     done = project.doit("prune")
