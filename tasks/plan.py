@@ -184,7 +184,7 @@ def task_dicts(project_dir, override=None, given=None):
             "actions": [(run_step, [name])],
             "task_dep": deps[name],
             # [False] keeps doit from calling it "no dependencies" and always running it
-            "uptodate": [False] if always else [(check_step, [name], {})],
+            "uptodate": [False] if always else [StepCheck(name)],
             "verbosity": 2,
         }
 
@@ -209,8 +209,27 @@ def verdict_for(step, saved):
             step.where(), err.filename or "", err.strerror or err)))
 
 
+class StepCheck:
+    """doit's uptodate callable for one step (a module-level class, so doit -P process
+    can hand it on). `doit info STEP` prints it: as a string it says why the step runs."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, task, values):
+        return check_step(task, values, self.name)
+
+    def __str__(self):
+        verdict = _verdicts.get(self.name)
+        if verdict is None:
+            return "the dockflow check of step %s" % self.name
+        if verdict.error:
+            return "the check of %s fails: %s" % (self.name, verdict.error)
+        return "%s: %s" % (self.name, verdict.reason or "out of date")
+
+
 def check_step(task, values, name):
-    """doit's uptodate callable. Never raises: a failing check means "run", and
+    """The check behind StepCheck. Never raises: a failing check means "run", and
     the action then reports the failure as the step's own error."""
     step = _steps[name]
     verdict = _verdicts[name] = verdict_for(step, values)

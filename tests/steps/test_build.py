@@ -67,6 +67,8 @@ def test_changed_content_rebuilds_only_that_image_and_says_why(project, names, b
     chain(project, names, busybox_image)
     assert project.doit("build_app").returncode == 0
     project.write("app/data.txt", "two\n")
+    info = project.doit("info", "build_app")  # doit's own command says why, too
+    assert "build_app: rebuilding %s/app: changed: data.txt" % names in info.output, info.output
     again = project.doit("build_app")
     assert again.returncode == 0, again.output
     assert "-- build_base" in again.output
