@@ -86,10 +86,8 @@ def file_variable_problems(all_steps):
     """Variables read from a file (`{file: VERSION, semver: true}`): a run reads them only
     when a step uses them, so a bad VERSION would wait for `doit tag`; validate reads
     them now. (Environment and git variables may differ where the steps run.)"""
-    from .errors import StepFailed
-
-    problems, flows = [], {id(step.workflow): step.workflow for step in all_steps.values()}
-    for flow in flows.values():
+    problems = []
+    for flow in plan.workflows_of(all_steps):
         for name, source in flow.variables.declared.items():
             if isinstance(source, dict) and "file" in source \
                     and os.path.exists(os.path.join(flow.base_dir, str(source["file"]))):  # a step may make it

@@ -16,7 +16,7 @@ import sys
 import doit
 import doit.exceptions
 
-from . import plan, workflow
+from . import plan, ui, workflow
 from .report import Reporter
 
 # Python's shutdown runs a full garbage collection over every object still alive:
@@ -25,14 +25,11 @@ from .report import Reporter
 # OS with the process.
 atexit.register(gc.freeze)
 
-_MAIN_PID = os.getpid()
-
-
 def _interrupted(signum, frame):
     """Ctrl-C: one line instead of a KeyboardInterrupt traceback. SystemExit unwinds the
     running step as an exception would (its temp files removed, its socket to the engine
     closed, so the engine stops the build) and doit still records the steps done."""
-    if os.getpid() != _MAIN_PID:  # a worker of doit -n N -P process: doit's own handling
+    if not ui.in_main_process():  # a worker of doit -n N -P process: doit's own handling
         raise KeyboardInterrupt
     sys.stderr.write("\ninterrupted (Ctrl-C): the steps done before are recorded, and what the running "
                      "step was writing is never taken for done. Run the same command again to go on.\n")

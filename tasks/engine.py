@@ -29,9 +29,14 @@ def default_host():
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
+def host_for(step):
+    """The address of the engine a step talks to: its docker_host, else DOCKER_HOST,
+    else the local socket."""
+    return step.get("docker_host") or default_host()
+
+
 def for_step(step):
-    """The engine a step talks to: its docker_host, else DOCKER_HOST, else the local socket."""
-    return get(step.get("docker_host") or default_host())
+    return get(host_for(step))
 
 
 def get(host):
@@ -71,6 +76,7 @@ class Engine:
         self.host = host
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
+        self.warming = False  # that thread was started
         self._conn = None
         self._conn_lock = threading.RLock()  # _get closes the socket it holds on failure
         # Inspect results stay valid for this run until a step that makes the
@@ -243,11 +249,10 @@ class Engine:
         (tag, dockerfile, buildargs, labels, target, cache_from, pull, rm, forcerm);
         `context_tar` is a file open on the context as a tar. With registry
         credentials, proxies or headers in the docker config, the SDK sends it: it adds them."""
-        if not _docker_config_matters():
-            sock = self._work_socket()
-            if sock is not None:
-                yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
-                return
+        sock = self._work_socket()
+        if sock is not None:
+            yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
+            return
         try:
             yield from self.api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
         except self.sdk_errors() as err:
@@ -256,7 +261,7 @@ class Engine:
     def import_image(self, what, rootfs_tar, repository, tag, changes):
         """docker import of the tar file `rootfs_tar` as repository:tag with Dockerfile
         `changes`; StepFailed naming `what` if the engine refuses it."""
-        sock = None if _docker_config_matters() else self._work_socket()
+        sock = self._work_socket()
         if sock is None:
             try:
                 self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
@@ -270,7 +275,10 @@ class Engine:
                 raise StepFailed("%s: %s" % (what, error))
 
     def _work_socket(self):
-        """A new socket for one long request, or None where only the SDK can go."""
+        """A new socket for one long request, or None where the SDK must send it: an
+        engine only it speaks to, or a docker config whose additions only it makes."""
+        if _docker_config_matters():
+            return None
         try:
             return self._connect(timeout=SEND_TIMEOUT)
         except _NeedsSdk:

@@ -3,8 +3,8 @@
 Each step is a top-level doit task of the same name. Its `task_dep` is what it
 `needs:` plus every step that outputs an image or file it reads. Its `uptodate`
 is the step kind's check, which asks the engine (a removed image is noticed), and
-its action calls the step kind's run(). Both are module-level functions taking
-the step name, so `doit -n 4 -P process` can hand them to workers.
+its action calls the step kind's run(). Both are module-level (a function and a
+class) holding only the step name, so `doit -n 4 -P process` can hand them to workers.
 """
 import os
 
@@ -38,11 +38,12 @@ def load(project_dir, override=None, collect=None):
 def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
     problems, producers, producers_below = [], {}, {}
+    # Each step's inputs once: a build step's are read from its Dockerfile.
+    input_keys = {name: [_key(item) for item in _safe(step, "inputs")] for name, step in all_steps.items()}
     for name, step in all_steps.items():
-        own_inputs = {_key(item) for item in _safe(step, "inputs")}
         for item in _safe(step, "outputs"):
             key = _key(item)
-            if key in own_inputs:
+            if key in input_keys[name]:
                 continue  # pushing an image under the name it has makes nothing new
             other = producers.setdefault(key, name)
             if other != name and _same_engine(step, all_steps[other], key):
@@ -53,8 +54,7 @@ def dependencies(all_steps):
     deps = {}
     for name, step in all_steps.items():
         needed = set()
-        for item in _safe(step, "inputs"):
-            key = _key(item)
+        for key in input_keys[name]:
             if key in producers:
                 needed.add(producers[key])
             if key[0] == "file":
@@ -86,7 +86,7 @@ def _same_engine(step, other, key):
 
 def _engine_host(step):
     try:
-        return step.get("docker_host") or engine.default_host()
+        return engine.host_for(step)
     except StepFailed:
         return None  # not resolvable yet: that step's check reports it
 
@@ -136,6 +136,11 @@ def step_problem_list(all_steps):
     return problems
 
 
+def workflows_of(all_steps):
+    """The workflow files the steps come from, each once."""
+    return list({id(step.workflow): step.workflow for step in all_steps.values()}.values())
+
+
 # `name=value` on doit's command line that is no workflow variable but a switch of a kind.
 COMMAND_LINE_SWITCHES = ("dry_run",)  # prune: list what would go, remove nothing
 
@@ -143,9 +148,11 @@ COMMAND_LINE_SWITCHES = ("dry_run",)  # prune: list what would go, remove nothin
 def unknown_variables(all_steps, given):
     """A problem for each `name=value` of the command line (`given`, a dict) that no
     workflow declares: doit would pass it on silently, and the run ignore it."""
+    if not given:
+        return []
     declared = set(COMMAND_LINE_SWITCHES)
-    for step in all_steps.values():
-        declared.update(map(str, step.workflow.variables.declared))
+    for flow in workflows_of(all_steps):
+        declared.update(map(str, flow.variables.declared))
     return ["command line: %s=%s: no workflow declares a variable %r%s (variables: %s)"
             % (name, value, name, workflow.did_you_mean(name, declared), ", ".join(sorted(declared)))
             for name, value in sorted(given.items()) if name not in declared]

@@ -77,13 +77,18 @@ def stdout_pipe_safe(execute):
 _MAIN_PID = os.getpid()  # doit's own process (forked workers of -P process inherit this value)
 
 
+def in_main_process():
+    """True in doit's own process, not in a worker of doit -n N -P process."""
+    return os.getpid() == _MAIN_PID
+
+
 def _reader_gone():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, at exit too
     os.close(devnull)
     import threading
 
-    if os.getpid() == _MAIN_PID and threading.current_thread() is threading.main_thread():
+    if in_main_process() and threading.current_thread() is threading.main_thread():
         raise SystemExit(141)
     # A worker of doit -n N: doit would report its SystemExit as a failure (exit 1,
     # "141"). It goes on writing nowhere; doit's own process stops at its next line.
@@ -130,7 +135,12 @@ def plain(text):
 
 def detail(text):
     """One line of a tool's own output (a build's), indented under its step."""
-    logger().info("      | {}", plain(text))
+    logger().info("{}", indented([text]))
+
+
+def indented(lines):
+    """Lines of a tool's output as `detail` shows them: for the tail a failure quotes."""
+    return "\n".join("      | " + plain(line) for line in lines)
 
 
 def is_terminal():

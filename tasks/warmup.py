@@ -11,13 +11,11 @@ asks the engine its version, so nothing is left half-written).
 """
 import threading
 
-_started = set()
-
 
 def start(engine):
     """Make `engine`'s SDK client in a background thread (once per engine)."""
-    if engine.host not in _started:
-        _started.add(engine.host)
+    if not engine.warming:
+        engine.warming = True
         threading.Thread(target=_make_client, args=(engine,), name="dockflow-sdk-client", daemon=True).start()
 
 

@@ -193,18 +193,15 @@ def _walk_marks(node, path, marks, problems, display, mark=None):
 def schema_problems(display, document, marks, schema):
     validator = validator_class()(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    # A step of no known kind: its one problem is its kind. Which of its fields are
-    # unknown cannot be said before the kind is right.
-    bad_kinds = {tuple(map(str, e.absolute_path))[:2] for e in errors if _is_kind_error(e)}
+    # A step of no known kind, or none: its one problem is its kind. Which of its fields
+    # are unknown or required cannot be said before the kind is right.
+    kind_errors = [e for e in errors if _is_kind_error(e) or _is_missing_kind(e)]
+    steps_without_kind = {_step_of(e) for e in kind_errors}
     problems = []
     for error in errors:
         path = [str(p) for p in error.absolute_path]
-        if tuple(path[:2]) in bad_kinds and not _is_kind_error(error):
+        if _step_of(error) in steps_without_kind and error not in kind_errors:
             continue
-        if _is_missing_kind(error):  # every kind's required fields would be listed too
-            bad_kinds.add(tuple(path[:2]))
-            step_path = ".".join(path)
-            problems = [p for p in problems if p.split(": ", 2)[1].split(".")[:2] != step_path.split(".")]
         if _is_kind_error(error):
             kinds = error.validator_value
             problems.append(_format(display, marks, path, "%r is not a step kind%s; the kinds: %s" % (
@@ -221,7 +218,11 @@ def schema_problems(display, document, marks, schema):
                                         + did_you_mean(str(field), known)))
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
-    return sorted(problems, key=_line_and_column)
+    return problems  # _parse_and_check puts them in the file's order, with the static ones
+
+
+def _step_of(error):
+    return tuple(map(str, error.absolute_path))[:2]
 
 
 def _is_missing_kind(error):

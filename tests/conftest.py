@@ -104,10 +104,11 @@ class Project:
         done.output = done.stdout + done.stderr
         return done
 
-    def start(self, *args, stderr=subprocess.STDOUT):
-        """Start `python -m doit ARGS` in the project: a Popen whose stdout is a text pipe."""
+    def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen):
+        """Start `python -m doit ARGS` in the project: a Popen in text mode (by default its
+        stdout a pipe, with stderr in it); `popen`: more Popen arguments."""
         return subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(None),
-                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+                                stdout=stdout, stderr=stderr, text=True, **popen)
 
     def _doit_argv(self, args):
         return [sys.executable, "-m", "doit", *args]

@@ -68,6 +68,12 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_hashed_again(tmp_path, 
     _, stats = run(tmp_path, "tool")
     assert hashed == ["tool", "tool"]
     assert stats["tool"][4] == sha(b"new!")
+    # The case itself, which this file system may not give: the old inode back, so
+    # only the ctime tells (recorded: the old ctime with today's inode).
+    now = os.stat(path)
+    _, stats = run(tmp_path, "tool", saved={"tool": [now.st_size, kept.st_ctime_ns, now.st_ino, now.st_mode,
+                                                      sha(b"old!")]})
+    assert hashed == ["tool", "tool", "tool"] and stats["tool"][4] == sha(b"new!")
 
 
 def test_a_mode_change_is_hashed_again(tmp_path, hashed):
@@ -76,6 +82,11 @@ def test_a_mode_change_is_hashed_again(tmp_path, hashed):
     os.chmod(tmp_path / "tool", 0o755)
     run(tmp_path, "tool")
     assert hashed == ["tool", "tool"]
+    # chmod also moves the ctime: the mode alone must tell too (recorded: another mode)
+    now = os.stat(tmp_path / "tool")
+    run(tmp_path, "tool", saved={"tool": [now.st_size, now.st_ctime_ns, now.st_ino, now.st_mode ^ 0o111,
+                                          sha(b"#!/bin/sh\n")]})
+    assert hashed == ["tool", "tool", "tool"]
 
 
 @pytest.mark.parametrize("damage", [b"{not json", b"[1, 2, 3]", b"", b'{"data": "not a list"}'])

@@ -10,6 +10,7 @@ import pytest
 
 from tasks import engine
 from tests.conftest import REPO
+from tests.support import image_id
 
 pytestmark = pytest.mark.engine
 
@@ -18,10 +19,6 @@ pytestmark = pytest.mark.engine
 def listing_at_once(monkeypatch):
     """From the second lookup on, answers come from the listing."""
     monkeypatch.setattr(engine, "LISTING_AFTER_SECONDS", 0)
-
-
-def image_id(docker_cli, ref):
-    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
 def test_listing_answers_as_inspects_do(docker_host, docker_cli, busybox_image, names, listing_at_once):

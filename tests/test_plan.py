@@ -116,6 +116,10 @@ def test_copy_from_flags_as_docker_reads_them():
     text = ("FROM a AS b\nCOPY --from=\"img\" /x /y\nCOPY --from='i2' /a /b\nCOPY --from= f /f\n"
             "COPY /src --from=not-a-flag /y\nCOPY --chown=1 --from=B /a /b\nCOPY --from=0 /a /b\n")
     assert parse_from_lines(text, {}) == ["a", "img", "i2"]
+    # build args reach COPY --from as they reach FROM; scratch is no image either way
+    text = "ARG TOOLS=tools:1\nFROM scratch AS s\nCOPY --from=${TOOLS} /t /t\nCOPY --from=scratch /a /b\n"
+    assert parse_from_lines(text, {}) == ["tools:1"]
+    assert parse_from_lines(text, {"TOOLS": "tools:2"}) == ["tools:2"]
 
 
 def test_two_steps_making_one_image_or_file_is_a_definition_error(proj):

@@ -73,6 +73,14 @@ def base_images(step):
 def parse_from_lines(text, build_args):
     text = re.sub(r"\\\r?\n", " ", text)  # join continued lines
     args, stages, bases, seen_from = {}, set(), [], False
+
+    def add_base(word, by_index=False):
+        """An image the build reads: not a stage (by name, or by index for COPY --from), not scratch."""
+        image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), ""), word.strip("\"'"))
+        if image and image.lower() not in stages and image != "scratch" and image not in bases \
+                and not (by_index and image.isdigit()):
+            bases.append(image)
+
     for line in text.splitlines():
         words = line.split()
         if not words or words[0].startswith("#"):
@@ -84,20 +92,15 @@ def parse_from_lines(text, build_args):
         elif instruction == "FROM":
             seen_from = True
             words = [w for w in words[1:] if not w.startswith("--")]
-            if not words:
-                continue
-            image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), ""), words[0])
+            if words:
+                add_base(words[0])
             if len(words) >= 3 and words[1].upper() == "AS":
                 stages.add(words[2].lower())
-            if image.lower() not in stages and image != "scratch" and image not in bases:
-                bases.append(image)
         elif instruction == "COPY":  # COPY --from=<an image, not a stage>: an input too
             for flag in itertools.takewhile(lambda word: word.startswith("--"), words[1:]):
                 name, _, image = flag.partition("=")
-                image = image.strip("\"'")
-                if name.lower() == "--from" and image and image.lower() not in stages \
-                        and not image.isdigit() and image not in bases:
-                    bases.append(image)
+                if name.lower() == "--from":
+                    add_base(image, by_index=True)
     return bases
 
 
@@ -231,6 +234,6 @@ def _follow_build(step, image_ref, chunks, docker):
 
 def _failure_message(step, image_ref, error, instruction, lines):
     where = " at `%s`" % instruction if instruction else ""
-    tail = "\n".join("      | " + line for line in lines[-LAST_LINES:])
+    tail = ui.indented(lines[-LAST_LINES:])
     return "%s: build of %s failed%s: %s%s" % (step.name, image_ref, where, error,
                                                 "\n    last lines of its output:\n" + tail if tail else "")

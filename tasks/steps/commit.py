@@ -106,7 +106,7 @@ def _wait(step, docker, container):
     for line in lines:
         ui.detail(line)
     if status != 0:
-        tail = "\n".join("      | " + line for line in lines[-LAST_LINES:])
+        tail = ui.indented(lines[-LAST_LINES:])
         raise StepFailed("%s: the command %s exited with %d in a container of %s; nothing committed%s"
                          % (step.where("command"), json.dumps(step.get("command")), status,
                             step.get("source"), "\n    last lines of its output:\n" + tail if tail else ""))

@@ -41,15 +41,11 @@ def problems(step):
 
 def target(step):
     """The target Engine; an ssh:// host is reached through a tunnel of ours."""
-    host = step.get("docker_host") or engine.default_host()
+    host = engine.host_for(step)
     if host.startswith("ssh://"):
         return engine.get(ssh.tunnel(host, step.get("ssh"), step.workflow.base_dir,
                                      step.get("remote_socket", DEFAULT_REMOTE_SOCKET)))
     return engine.get(host)
-
-
-def _shown_host(step):
-    return step.get("docker_host") or engine.default_host()
 
 
 def check(step, saved):
@@ -74,7 +70,7 @@ def check(step, saved):
     if not missing:
         return Verdict(True, memo=memo)
     return Verdict(False, "loading %s into %s: it has no %s" % (
-        os.path.relpath(tar_path), _shown_host(step), ", ".join(missing)), memo)
+        os.path.relpath(tar_path), engine.host_for(step), ", ".join(missing)), memo)
 
 
 def _wanted(step, images):
@@ -109,7 +105,7 @@ def run(step, verdict):
     ranges = tar.ranges_without(skip) if skip else [(0, full_size)]
     shipped = sum(end - start for start, end in ranges) + (2 * imagetar.BLOCK if skip else 0)
     started = time.monotonic()
-    with bytes_bar("load into " + _shown_host(step), shipped) as bar:
+    with bytes_bar("load into " + engine.host_for(step), shipped) as bar:
         lines = _send(step, docker, _counted(imagetar.read_ranges(tar_path, ranges, CHUNK) if skip
                                              else _whole(tar_path), bar))
     seconds = time.monotonic() - started
@@ -118,10 +114,10 @@ def run(step, verdict):
         now = _id_on(docker, ref)
         if now != image_id:
             raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
-                step.name, ref, _shown_host(step), now and now[7:19], image_id[7:19], "; ".join(lines[-3:])))
+                step.name, ref, engine.host_for(step), now and now[7:19], image_id[7:19], "; ".join(lines[-3:])))
     layer_count = len(tar.layer_chains())
     ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
-        ", ".join(ref for ref, _ in memo["wanted"]), _shown_host(step), human(shipped), human(full_size),
+        ", ".join(ref for ref, _ in memo["wanted"]), engine.host_for(step), human(shipped), human(full_size),
         100.0 * shipped / max(full_size, 1), layer_count - len(skip), layer_count, seconds,
         "; whole tar: " + why_full if why_full else ""))
     return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
@@ -182,11 +178,11 @@ def _send(step, docker, blocks):
             if error is None and set(chunk) == {"message"}:
                 error = chunk["message"]
             if error is not None:
-                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, _shown_host(step), error))
+                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, engine.host_for(step), error))
             text = (chunk.get("stream") or "").strip()
             if text:
                 lines.append(text)
                 ui.detail(text)
     except docker.sdk_errors() as err:
-        raise docker.failure("%s: load into %s" % (step.name, _shown_host(step)), err) from None
+        raise docker.failure("%s: load into %s" % (step.name, engine.host_for(step)), err) from None
     return lines

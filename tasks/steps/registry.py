@@ -201,6 +201,6 @@ def _wait(step, docker, container_id, wanted):
                 "did not answer on /v2/ within %ss" % step.get("wait_seconds", 30)
             raise StepFailed("%s: registry %s %s at %s; its last log lines:\n%s"
                              % (step.name, container_name(step), why, address(step),
-                                "\n".join("      | " + line for line in logs.splitlines())))
+                                ui.indented(logs.splitlines())))
         time.sleep(pause)
         pause = min(0.2, pause * 1.5)

@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from tests.support import image_id
+
 pytestmark = pytest.mark.engine
 
 
@@ -24,10 +26,6 @@ def chain(project, names, busybox_image):
             context: ../app
             image: %(n)s/app
         """ % {"n": names})
-
-
-def image_id(docker_cli, ref):
-    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
 def test_second_run_builds_nothing(project, names, busybox_image, docker_cli):
@@ -312,13 +310,13 @@ def test_a_run_s_stderr_reaches_the_output_without_terminal_colours(project, nam
     assert "\x1b" not in done.output
 
 
-def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_image):
-    """`doit slow | head -3`: like a command SIGPIPE stops, exit 141, and no traceback
-    or logging error on stderr."""
+def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_image, docker_cli):
+    """`doit slow | head -3`: like a command SIGPIPE stops, exit 141, no traceback or
+    logging error on stderr, and the RUN's container is not left running."""
     import subprocess
 
-    project.write("slow/Dockerfile", "FROM %s\nRUN echo one && sleep 1 && echo two && sleep 1 && echo three\n"
-                  % busybox_image)
+    project.write("slow/Dockerfile", "FROM %s\nRUN echo one && sleep 1 && echo two && sleep 1 && echo three "
+                                     "&& echo %s-marker && sleep 3600\n" % (busybox_image, names))
     project.workflow("""
         steps:
           slow: {kind: build, context: ../slow, image: %s/piped}
@@ -330,5 +328,7 @@ def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_i
     process.stdout.close()  # the reader goes; the build goes on printing
     with process.stderr:
         errors = process.stderr.read()
-    assert process.wait(timeout=300) == 141, errors
+    assert process.wait(timeout=300) == 141, errors  # a hang guard, not a measure
     assert "Traceback" not in errors and "Logging error" not in errors, errors
+    commands = docker_cli("ps", "-a", "--no-trunc", "--format", "{{.Command}}")
+    assert names + "-marker" not in commands, commands

@@ -73,7 +73,6 @@ def test_a_killed_run_leaves_a_container_that_prune_removes(project, names, busy
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     flow(project, names, busybox_image, command="[sleep, '600']")
@@ -85,10 +84,8 @@ def test_a_killed_run_leaves_a_container_that_prune_removes(project, names, busy
             containers: true
         """, name="prune.yaml")
     assert project.doit("build_app").returncode == 0
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-               DOCKER_HOST=project.docker_host)
-    run = subprocess.Popen([sys.executable, "-m", "doit", "commit_test_data"], cwd=project.root, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = project.start("commit_test_data", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True)
     left = []
     try:
         for _ in range(600):  # until the step's container runs (not a time bound on the result)

@@ -5,12 +5,9 @@ import tarfile
 import pytest
 
 from tests.conftest import BUSYBOX
+from tests.support import image_id
 
 pytestmark = pytest.mark.engine
-
-
-def image_id(docker_cli, ref):
-    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
 def run_in(docker_cli, ref, *command):

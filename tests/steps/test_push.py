@@ -5,6 +5,7 @@ import pytest
 from tasks import engine, registry_api
 from tasks.registry_api import RegistryDenied, RegistryUnreachable
 from tasks.steps import push
+from tests.support import image_id
 from tests.support.registry import free_port, make_htpasswd
 
 pytestmark = pytest.mark.engine
@@ -14,10 +15,6 @@ def make_image(docker_cli, busybox_image, ref, content):
     """A small image of its own (its digest differs with `content`)."""
     docker_cli("build", "-q", "-t", ref, "-", input="FROM %s\nRUN echo %s > /id\n" % (busybox_image, content))
     return image_id(docker_cli, ref)
-
-
-def image_id(docker_cli, ref):
-    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
 def push_workflow(project, image, registry, **fields):

@@ -4,11 +4,9 @@ import subprocess
 
 import pytest
 
+from tests.support import image_id
+
 pytestmark = pytest.mark.engine
-
-
-def image_id(docker_cli, ref):
-    return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
 def two_images(docker_cli, busybox_image, names):

@@ -4,11 +4,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 import time
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build_app(docker_cli, busybox_image, ref, text="one", folder=None, size=0):
@@ -48,17 +45,15 @@ def copy_image(docker_cli, ref, to_host):
 def doit_until(project, args, condition, what):
     """Start `doit ARGS` in its own process group, SIGKILL the group once
     condition() holds; the run's output. Fails if doit ends first."""
-    env = dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=project.docker_host, PYTHONDONTWRITEBYTECODE="1")
-    process = subprocess.Popen([sys.executable, "-m", "doit", *args], cwd=project.root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = project.start(*args, start_new_session=True)
     with process.stdout:
         try:
             while not condition():
                 if process.poll() is not None:
-                    raise AssertionError("doit ended before %s: %s" % (what, process.stdout.read().decode()))
+                    raise AssertionError("doit ended before %s: %s" % (what, process.stdout.read()))
                 time.sleep(0.05)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        return process.stdout.read().decode()
+        return process.stdout.read()
