@@ -146,7 +146,7 @@ def assess(all_steps, deps, selected, saved_values):
         step = all_steps[name]
         upstream = [d for d in deps[name] if states[d] in (WILL_RUN, MAY_RUN)]
         after = "checked again after %s" % ", ".join(upstream)
-        if getattr(steps.module_for(step.kind), "ALWAYS_RUN", False):
+        if steps.always_runs(step.kind):
             state, reason = WILL_RUN, "runs every time"
         else:
             verdict = plan.verdict_for(step, saved_values(name) or {})

@@ -17,7 +17,7 @@ import os
 import stat
 import time
 
-from .files import sha256_file, write_atomic
+from .files import read_cache, sha256_file, write_cache
 from .steps import project_dir
 
 # A file changed less than this before we looked is hashed but its stats are not
@@ -35,7 +35,7 @@ def files_digest(root, relpaths, saved_stats=None, cache_name=None):
     """(digest, stats): stats maps relpath -> [size, ctime_ns, inode, mode, sha256].
     Without `saved_stats`, a `cache_name` (the step's) keeps the stats in its hash file."""
     cached = not saved_stats and cache_name
-    saved_stats = _read_hash_file(cache_name) if cached else (saved_stats or {})
+    saved_stats = read_cache(_hash_file(cache_name)) if cached else (saved_stats or {})
     stats, summary, hashed = {}, hashlib.sha256(), False
     for relpath in relpaths:
         path = os.path.join(root, relpath)
@@ -62,23 +62,9 @@ def _hash_file(cache_name):
     return os.path.join(project_dir(), ".dockflow", "cache", "hashes", cache_name + ".json")
 
 
-def _read_hash_file(cache_name):
-    """A step's kept stats; {} when missing or damaged (then its files are hashed again)."""
-    try:
-        with open(_hash_file(cache_name), encoding="utf-8") as handle:
-            stats = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return stats if isinstance(stats, dict) else {}
-
-
 def _write_hash_file(cache_name, stats):
     settled = time.time_ns() - SETTLED_NS
-    kept = {relpath: entry for relpath, entry in stats.items() if entry[1] < settled}
-    try:
-        write_atomic(_hash_file(cache_name), json.dumps(kept, separators=(",", ":")).encode())
-    except OSError:
-        pass  # a read-only project folder: the files are hashed again next time, no more
+    write_cache(_hash_file(cache_name), {relpath: entry for relpath, entry in stats.items() if entry[1] < settled})
 
 
 def value_digest(value):

@@ -41,6 +41,30 @@ def remove_dead_partials(path):
             continue
 
 
+def read_cache(path):
+    """The JSON object a cache file of ours holds; {} when it is missing or damaged
+    (what it saved is then worked out again)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_cache(path, value):
+    """Keep `value` in a cache file, whole or not at all; a read-only project folder
+    only means the work is done again next time."""
+    import json
+
+    try:
+        write_atomic(path, json.dumps(value, separators=(",", ":")).encode())
+    except OSError:
+        pass
+
+
 def write_atomic(path, data):
     with atomic_writer(path) as handle:
         handle.write(data)

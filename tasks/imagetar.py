@@ -14,7 +14,7 @@ import threading
 
 from .digest import files_digest, stat_key
 from .errors import StepFailed
-from .files import write_atomic
+from .files import read_cache, write_atomic, write_cache
 from .steps import project_dir
 
 BLOCK = 512
@@ -36,9 +36,11 @@ def read_sidecar(tar_path):
             words = handle.read().split()
     except (OSError, UnicodeDecodeError):
         return None
-    if words and len(words[0]) == 64 and all(c in "0123456789abcdef" for c in words[0]):
-        return words[0]
-    return None
+    return words[0] if words and _is_sha256(words[0]) else None
+
+
+def _is_sha256(text):
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def cached_sha256(path, saved_stats=None):
@@ -50,14 +52,18 @@ def cached_sha256(path, saved_stats=None):
     if name not in (saved_stats or {}) and path in _known_tars():
         saved_stats = {name: _known_tars()[path]}
     _, stats = files_digest(folder, [name], saved_stats)
-    _remember_tar(path, stats[name])
+    if stats[name] != (saved_stats or {}).get(name):  # learnt now: the other steps may use it
+        _remember_tar(path, stats[name])
     return stats[name][4], stats
 
 
 def known_sha256(path, sha256):
-    """The stats cached_sha256 keeps, for a file whose sha256 was computed while writing it."""
-    stats = {os.path.basename(path): stat_key(os.lstat(path)) + [sha256]}
-    return cached_sha256(path, stats)[1]
+    """The stats cached_sha256 keeps, for a file whose sha256 was computed while writing
+    it; kept for the project's other steps too."""
+    path = os.path.abspath(path)
+    entry = stat_key(os.lstat(path)) + [sha256]
+    _remember_tar(path, entry)
+    return {os.path.basename(path): entry}
 
 
 # Save learns a tar's sha256 while writing it; transfer and load would each read the
@@ -73,20 +79,14 @@ def _tar_hashes_path():
 
 def _known_tars():
     if "known" not in _tars:
-        try:
-            with open(_tar_hashes_path(), encoding="utf-8") as handle:
-                known = json.load(handle)
-        except (OSError, ValueError):
-            known = {}
         # Any entry may be damaged: keep only the exact shape written here.
-        _tars["known"] = {path: stats for path, stats in known.items() if _is_tar_stats(stats)} \
-            if isinstance(known, dict) else {}
+        _tars["known"] = {path: stats for path, stats in read_cache(_tar_hashes_path()).items()
+                          if _is_tar_stats(stats)}
     return _tars["known"]
 
 
 def _is_tar_stats(stats):
-    return isinstance(stats, list) and len(stats) == 5 and isinstance(stats[4], str) \
-        and len(stats[4]) == 64 and all(c in "0123456789abcdef" for c in stats[4])
+    return isinstance(stats, list) and len(stats) == 5 and _is_sha256(stats[4])
 
 
 def _remember_tar(path, stats):
@@ -97,10 +97,7 @@ def _remember_tar(path, stats):
         known[path] = stats
         for gone in [p for p in known if not os.path.lexists(p)]:  # tars of old versions
             del known[gone]
-        try:
-            write_atomic(_tar_hashes_path(), json.dumps(known, separators=(",", ":")).encode())
-        except OSError:
-            pass  # a read-only project folder: the tar is read again next time, no more
+        write_cache(_tar_hashes_path(), known)
 
 
 def is_gzip(path):

@@ -141,18 +141,13 @@ def workflows_of(all_steps):
     return list({id(step.workflow): step.workflow for step in all_steps.values()}.values())
 
 
-# `name=value` on doit's command line that is no workflow variable but a switch of a kind.
-COMMAND_LINE_SWITCHES = ("dry_run",)  # prune: list what would go, remove nothing
-
-
 def unknown_variables(all_steps, given):
     """A problem for each `name=value` of the command line (`given`, a dict) that no
     workflow declares: doit would pass it on silently, and the run ignore it."""
-    if not given:
+    declared = {str(name) for flow in workflows_of(all_steps) for name in flow.variables.declared}
+    if set(given) <= declared:
         return []
-    declared = set(COMMAND_LINE_SWITCHES)
-    for flow in workflows_of(all_steps):
-        declared.update(map(str, flow.variables.declared))
+    declared |= steps.command_line_switches()  # imports every kind: only when it is needed
     return ["command line: %s=%s: no workflow declares a variable %r%s (variables: %s)"
             % (name, value, name, workflow.did_you_mean(name, declared), ", ".join(sorted(declared)))
             for name, value in sorted(given.items()) if name not in declared]
@@ -184,7 +179,7 @@ def task_dicts(project_dir, override=None, given=None):
     _deps.update(deps)
     _project["dir"] = project_dir
     for name, step in all_steps.items():
-        always = getattr(steps.module_for(step.kind), "ALWAYS_RUN", False)
+        always = steps.always_runs(step.kind)
         yield {
             "basename": name,
             "doc": step.doc or "%s step" % step.kind,
@@ -204,11 +199,10 @@ def loaded_steps():
 def verdict_for(step, saved):
     """The step kind's check as a Verdict, never an exception: a kind that always
     runs is out of date, and a failing check is a Verdict carrying the error."""
-    module = steps.module_for(step.kind)
-    if getattr(module, "ALWAYS_RUN", False):
+    if steps.always_runs(step.kind):
         return steps.Verdict(False)
     try:
-        return module.check(step, saved)
+        return steps.module_for(step.kind).check(step, saved)
     except StepFailed as err:
         return steps.Verdict(False, error=err)
     except OSError as err:  # an input vanished or is unreadable while we looked

@@ -7,6 +7,8 @@
     run(step, verdict) -> dict      does the work; the dict is recorded by doit
     ALWAYS_RUN = True               (optional) never up to date, e.g. prune
     exclusive(step) -> bool         (optional) hold the project lock alone (a real prune)
+    COMMAND_LINE_SWITCHES = (...)   (optional) `name=value` of doit's command line the
+                                    kind reads itself, e.g. prune's dry_run
 
 A step's inputs that another step outputs make it depend on that step.
 Adding a kind: one module, one line below, its part of the schema, its tests.
@@ -49,6 +51,16 @@ def project_dir():
 
 def module_for(kind):
     return importlib.import_module("%s.%s" % (__name__, STEP_KINDS[kind]))
+
+
+def always_runs(kind):
+    """Is a step of this kind never up to date (ALWAYS_RUN)?"""
+    return getattr(module_for(kind), "ALWAYS_RUN", False)
+
+
+def command_line_switches():
+    """The `name=value` switches every kind reads from doit's command line."""
+    return {name for kind in STEP_KINDS for name in getattr(module_for(kind), "COMMAND_LINE_SWITCHES", ())}
 
 
 class Verdict:

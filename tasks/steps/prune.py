@@ -35,6 +35,7 @@ from ..errors import StepFailed
 from . import PROJECT_LABEL, Verdict, project_dir
 
 ALWAYS_RUN = True
+COMMAND_LINE_SWITCHES = ("dry_run",)  # `doit prune dry_run=true`
 KEEP_LABEL = "io.dockflow.keep"
 AGE_RE = re.compile(r"^([0-9]+)([smhdw])$")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
