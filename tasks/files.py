@@ -76,3 +76,68 @@ def sha256_file(path):
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def user_secret():
+    """32 random bytes only this user of this machine can read, made on first use:
+    ~/.cache/dockflow/secret (XDG_CACHE_HOME), mode 0600. A cache in a project folder is
+    sealed with it, so that an entry shipped in a repository, or written by another user
+    of a shared folder, is never taken for ours. None when there is no such place (a
+    home folder that cannot be written): then nothing is cached."""
+    if "secret" not in _user_secret:
+        _user_secret["secret"] = _read_or_make_secret()
+    return _user_secret["secret"]
+
+
+_user_secret = {}
+SECRET_BYTES = 32
+
+
+def _secret_path():
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG rule: a relative one is ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dockflow", "secret")
+
+
+def _read_or_make_secret():
+    path = _secret_path()
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temp = "%s.new-%d-%s" % (path, os.getpid(), os.urandom(4).hex())
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(descriptor, os.urandom(SECRET_BYTES))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        try:
+            os.link(temp, path)  # whole or not at all; a run that made one first wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+        return _read_secret(path)
+    except OSError:
+        return None
+
+
+def _read_secret(path):
+    """The secret at `path`; None when it is not a private file of this user's."""
+    import stat
+
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
+            return None
+        secret = os.read(descriptor, SECRET_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    return secret if len(secret) == SECRET_BYTES else None
