@@ -58,7 +58,9 @@ def _clean(pattern):
 def read_patterns(context_dir):
     """[Pattern] of the context's .dockerignore, in order."""
     try:
-        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8-sig") as handle:
+        # Bytes that are not UTF-8 stay as os.listdir names them (surrogateescape): a Latin-1
+        # pattern matches the Latin-1 file name, as Docker's byte-wise matching does.
+        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8-sig", errors="surrogateescape") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return []

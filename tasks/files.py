@@ -13,16 +13,37 @@ def atomic_writer(path, mode="wb"):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_dead_partials(path)
-    temp = os.path.join(folder, ".%s.partial-%d" % (os.path.basename(path), os.getpid()))
+    handle, temp = _new_temp_file(folder, os.path.basename(path), mode)
     try:
-        with open(temp, mode) as handle:
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     finally:
-        if os.path.exists(temp):
+        if os.path.lexists(temp):
             os.unlink(temp)
+
+
+def _new_temp_file(folder, name, mode):
+    """(open handle, path) of a temp file made for us alone: `.NAME.partial-PID-RANDOM`.
+    The pid lets remove_dead_partials find writers that died; the random part and
+    O_EXCL (which also refuses a symlink) keep a file or link planted at a name
+    guessed from the pid from receiving our write. Its mode is 0666 less the umask,
+    as open() makes it."""
+    def exclusive(temp, flags):
+        return os.open(temp, flags | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+
+    while True:
+        temp = os.path.join(folder, ".%s.partial-%d-%s" % (name, os.getpid(), _random_suffix()))
+        try:
+            return open(temp, mode, opener=exclusive), temp
+        except FileExistsError:
+            continue  # taken, or planted: another name
+
+
+def _random_suffix():
+    return os.urandom(6).hex()
 
 
 def remove_dead_partials(path):
@@ -32,13 +53,15 @@ def remove_dead_partials(path):
 
     pattern = ".%s.partial-*" % glob.escape(os.path.basename(path))
     for partial in glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), pattern)):
+        # `.NAME.partial-PID-RANDOM`, or `.NAME.partial-PID` as earlier versions named them
+        writer = partial.rsplit(".partial-", 1)[1].split("-", 1)[0]
         try:
-            os.kill(int(partial.rsplit("-", 1)[1]), 0)
+            os.kill(int(writer), 0)
         except ProcessLookupError:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
-        except (ValueError, OSError):
-            continue
+        except (ValueError, OverflowError, OSError):
+            continue  # not a pid, or not ours to ask about
 
 
 def read_cache(path):
