@@ -306,6 +306,8 @@ def schema_problems(display, document, marks, schema):
     problems = []
     for error in errors:
         path = [str(p) for p in error.absolute_path]
+        if "propertyNames" in error.absolute_schema_path:
+            path.append(str(error.instance))  # a bad name: marked where it is written
         if _step_of(error) in steps_without_kind and error not in kind_errors:
             continue
         if _is_kind_error(error):
@@ -362,9 +364,12 @@ def validator_class():
     def pattern_unless_variable(validator, pattern, instance, schema):
         if isinstance(instance, str) and variables.names_in(instance):
             return
-        if pattern.endswith("$") and not pattern.endswith("\\$"):
-            pattern = pattern[:-1] + "\\Z"
-        yield from check_pattern(validator, pattern, instance, schema)
+        if not pattern.endswith("$") or pattern.endswith("\\$"):
+            yield from check_pattern(validator, pattern, instance, schema)
+            return
+        for error in check_pattern(validator, pattern[:-1] + "\\Z", instance, schema):
+            error.message = error.message.replace(repr(pattern[:-1] + "\\Z"), repr(pattern))  # as written
+            yield error
 
     return jsonschema.validators.extend(draft, {"pattern": pattern_unless_variable})
 
