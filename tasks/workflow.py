@@ -180,7 +180,8 @@ def parse_yaml(display, raw):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise WorkflowError("%s: not UTF-8 text (byte %d)" % (display, err.start)) from None
+        line, column = _line_and_column_at(raw, err.start, b"\n")
+        raise WorkflowError("%s:%d:%d: not UTF-8 text (byte %d)" % (display, line, column, err.start)) from None
     try:
         _check_shape(display, text, loader_class)
         loader = loader_class(text)
@@ -199,9 +200,18 @@ def parse_yaml(display, raw):
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, _shown(str(err.problem or err)))) from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (a NUL, say)
+        line, column = _line_and_column_at(text, err.position, "\n")
+        raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, _shown(err.reason))) from None
     except yaml.YAMLError as err:
-        raise WorkflowError("%s: YAML: %s" % (display, _shown(str(err)))) from None
+        raise WorkflowError("%s:1:1: YAML: %s" % (display, _shown(str(err)))) from None
     return document, marks
+
+
+def _line_and_column_at(text, offset, newline):
+    """(line, column), from 1, of position `offset` in `text` (str or bytes)."""
+    line_start = text.rfind(newline, 0, offset) + 1
+    return text.count(newline, 0, offset) + 1, offset - line_start + 1
 
 
 # A workflow nests a handful of levels. libyaml builds its nodes by recursing in C and

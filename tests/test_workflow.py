@@ -175,7 +175,7 @@ def test_bad_bytes(flows, tmp_path):
     path = tmp_path / "workflows" / "x.yaml"
     path.parent.mkdir()
     path.write_bytes(b"steps:\n  a: \xff\n")
-    with pytest.raises(WorkflowError, match=r"workflows/x.yaml: not UTF-8 text \(byte 12\)"):
+    with pytest.raises(WorkflowError, match=r"workflows/x.yaml:2:6: not UTF-8 text \(byte 12\)"):
         workflow.load_file(str(path), flows.cache_dir)
 
 
