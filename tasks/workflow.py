@@ -440,7 +440,13 @@ MESSAGE_CHARS = 300  # of a problem's path, and of its message
 
 def _problem(display, where, path, message):
     """`file:line:col: path: message` on one line, each part cut to MESSAGE_CHARS."""
-    return "%s:%d:%d: %s: %s" % (display, where[0], where[1], _shown(".".join(path) or "(top)"), _shown(message))
+    return "%s:%d:%d: %s: %s" % (display, where[0], where[1],
+                                 _shown(".".join(map(_key_shown, path)) or "(top)"), _shown(message))
+
+
+def _key_shown(key):
+    """A key as a path shows it; quoted when blank or spaced at an end, so that it is seen."""
+    return key if key and key.strip() == key else repr(key)
 
 
 def _shown(text):
