@@ -287,7 +287,7 @@ def test_a_step_name_ending_in_a_newline_is_refused(load):
     """Python's `$` matched before a final newline: "prune\\n" passed the schema and
     then corrupted a crontab and a systemd unit."""
     (problem,) = problems_of(load, 'steps:\n  "prune\\n": {kind: prune}\n')
-    assert problem.startswith("workflows/x.yaml:2:3: steps.prune\\n: 'prune\\n' does not match")
+    assert problem.startswith("workflows/x.yaml:2:3: steps.'prune\\n': 'prune\\n' does not match")
 
 
 @pytest.mark.engine
