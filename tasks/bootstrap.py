@@ -41,7 +41,7 @@ def run(command, **kwargs):
 
 def python_packages(with_tests):
     missing = []
-    for name in PYTHON_MODULES + (("pytest",) if with_tests else ()):
+    for name in PYTHON_MODULES + (("pytest", "hypothesis") if with_tests else ()):
         try:
             __import__(name)
         except ImportError:
