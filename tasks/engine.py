@@ -87,6 +87,7 @@ class Engine:
         self._inspect_seconds = 0.0
         self._listing = None   # normalised tag -> {"Id", "Labels"}
         self._stale = set()    # refs forgotten since the listing was read
+        self._info = None
 
     # --- cheap reads, standard library only ---------------------------------
     def inspect_image(self, ref):
@@ -161,6 +162,50 @@ class Engine:
     def image_labels(self, ref):
         summary = self.image_summary(ref)
         return summary["Labels"] if summary else None
+
+    def info(self):
+        """The engine's GET /info (storage driver, insecure registries...), read once a run."""
+        if self._info is None:
+            try:
+                status, body = self._get("/info")
+            except _NeedsSdk:
+                try:
+                    self._info = self.api.info()
+                except self.sdk_errors() as err:
+                    raise self.failure("info", err) from None
+                return self._info
+            if status != 200:
+                raise StepFailed("engine %s: info answered %d: %s" % (self.host, status, _message(body)))
+            self._info = json.loads(body)
+        return self._info
+
+    def layer_chains(self):
+        """The chain ids of every layer the engine keeps under some image (all=1: the
+        intermediate images of a build hold layers too)."""
+        from .imagetar import chain_ids
+
+        try:
+            status, body = self._get("/images/json?all=1")
+            if status != 200:
+                raise StepFailed("engine %s: image list answered %d: %s" % (self.host, status, _message(body)))
+            image_ids = [image["Id"] for image in json.loads(body)]
+        except _NeedsSdk:
+            try:
+                image_ids = [image["Id"] for image in self.api.images(all=True)]
+            except self.sdk_errors() as err:
+                raise self.failure("image list", err) from None
+        chains = set()
+        for image_id in image_ids:
+            image = self.inspect_image(image_id) or {}
+            chains.update(chain_ids((image.get("RootFS") or {}).get("Layers") or []))
+        return chains
+
+    def uses_containerd_store(self):
+        """True when the engine keeps images in containerd's image store (the default of
+        new Engine 29 installs): its /info says driver-type io.containerd.snapshotter.v1."""
+        status = self.info().get("DriverStatus") or []
+        return any(isinstance(pair, list) and len(pair) == 2 and pair[0] == "driver-type"
+                   and str(pair[1]).startswith("io.containerd.snapshotter") for pair in status)
 
     def ping(self):
         """True when the engine answers /_ping."""
