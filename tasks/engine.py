@@ -26,13 +26,69 @@ _engines = {}
 
 
 def default_host():
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    """The engine a step with no docker_host talks to, chosen as the docker CLI does:
+    DOCKER_HOST, else the context DOCKER_CONTEXT names, else the docker config's
+    current context, else the local socket."""
+    return _default_endpoint()[0]
 
 
 def host_for(step):
-    """The address of the engine a step talks to: its docker_host, else DOCKER_HOST,
-    else the local socket."""
+    """The address of the engine a step talks to: its docker_host, else default_host()."""
     return step.get("docker_host") or default_host()
+
+
+_endpoints = {}  # (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG) -> (host, tls files or None)
+
+
+def _default_endpoint():
+    key = tuple(os.environ.get(name) or "" for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"))
+    if key not in _endpoints:
+        _endpoints[key] = _read_endpoint(*key)
+    return _endpoints[key]
+
+
+def _read_endpoint(docker_host, context_name, config_dir):
+    if docker_host:
+        return docker_host, None
+    config_dir = config_dir or os.path.join(os.path.expanduser("~"), ".docker")
+    named_by = "DOCKER_CONTEXT"
+    if not context_name:
+        context_name, named_by = _current_context(config_dir), "the docker config's currentContext"
+    if not context_name or context_name == "default":
+        return DEFAULT_HOST, None
+    # the CLI's context store: contexts/meta/<sha256 of the name>/meta.json, TLS files beside
+    import hashlib
+
+    context_id = hashlib.sha256(context_name.encode()).hexdigest()
+    try:
+        with open(os.path.join(config_dir, "contexts", "meta", context_id, "meta.json"), encoding="utf-8") as handle:
+            endpoint = json.load(handle)["Endpoints"]["docker"]
+        host = endpoint["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EngineUnreachable("docker context %r (%s) does not exist in %s: `docker context ls` lists "
+                                "the contexts" % (context_name, named_by, config_dir)) from None
+    tls_dir = os.path.join(config_dir, "contexts", "tls", context_id, "docker")
+    tls = None
+    if os.path.isdir(tls_dir):
+        tls = {name: os.path.join(tls_dir, name + ".pem") for name in ("ca", "cert", "key")
+               if os.path.exists(os.path.join(tls_dir, name + ".pem"))}
+        tls["verify"] = not endpoint.get("SkipTLSVerify")
+    return host, tls
+
+
+def _current_context(config_dir):
+    try:
+        with open(os.path.join(config_dir, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return config.get("currentContext") if isinstance(config, dict) else None
+
+
+def _tls_of(host):
+    """The TLS files of the default context, for the engine it names."""
+    default, tls = _default_endpoint()
+    return tls if host == default else None
 
 
 def for_step(step):
@@ -71,9 +127,25 @@ class _Closed(Exception):
     """The daemon closed a kept-alive connection."""
 
 
+def _parse_address(host):
+    """The engine address split as urllib does; StepFailed, in one line, for one that
+    no engine could have (`tcp://[::1`, a port past 65535, an unknown scheme)."""
+    try:
+        url = urllib.parse.urlparse(host)
+        url.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError as err:
+        raise StepFailed("engine address %r: %s (expected unix:///path, tcp://host:port or "
+                         "ssh://[user@]host[:port])" % (host, err)) from None
+    if url.scheme not in ("unix", "tcp", "http", "https", "ssh", "npipe"):
+        raise StepFailed("engine address %r: unknown scheme %r (expected unix:///path, tcp://host:port or "
+                         "ssh://[user@]host[:port])" % (host, url.scheme))
+    return url
+
+
 class Engine:
     def __init__(self, host):
         self.host = host
+        self._url = _parse_address(host)
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
         self.warming = False  # that thread was started
@@ -266,11 +338,11 @@ class Engine:
 
     def _connect(self, timeout):
         """A new socket to the engine; _NeedsSdk for schemes only the SDK speaks."""
-        url = urllib.parse.urlparse(self.host)
+        url = self._url
         if url.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address = url.path
-        elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"):
+        elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY") and not _tls_of(self.host):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             address = (url.hostname, url.port or 2375)
         else:
@@ -379,9 +451,20 @@ class Engine:
             if self.host == default_host() and os.environ.get("DOCKER_TLS_VERIFY"):
                 # DOCKER_HOST with TLS: the SDK reads DOCKER_CERT_PATH as the docker CLI does.
                 return docker.from_env(version="auto", timeout=600)
-            return docker.DockerClient(base_url=self.host, version="auto", timeout=600)
+            return docker.DockerClient(base_url=self.host, version="auto", timeout=600, tls=self.tls_config())
         except docker.errors.DockerException as err:
             raise self.unreachable(_reason(err)) from None
+
+    def tls_config(self):
+        """The SDK's TLS settings from the files of the context that names this engine
+        (used as the docker CLI uses them), or False."""
+        tls = _tls_of(self.host)
+        if not tls:
+            return False
+        import docker
+
+        cert = (tls["cert"], tls["key"]) if "cert" in tls and "key" in tls else None
+        return docker.tls.TLSConfig(client_cert=cert, ca_cert=tls.get("ca"), verify=tls["verify"])
 
     @property
     def api(self):
