@@ -272,6 +272,39 @@ class Engine:
             chains.update(chain_ids((image.get("RootFS") or {}).get("Layers") or []))
         return chains
 
+    def registry_is_insecure(self, address):
+        """True where the engine speaks plain HTTP (or unverified TLS) to the registry at
+        `address`, decided as the engine decides: its insecure registries by name, else
+        by the networks of InsecureRegistryCIDRs (127.0.0.0/8 by default) the name
+        resolves into. A loopback address literal needs no question to the engine."""
+        from . import registry_api
+
+        if registry_api.is_loopback(address):
+            return True
+        config = self.info().get("RegistryConfig") or {}
+        index = (config.get("IndexConfigs") or {}).get(address)
+        if index is not None:
+            return not index.get("Secure", True)
+        return registry_api.resolves_into(address, config.get("InsecureRegistryCIDRs") or [])
+
+    def distribution_digest(self, ref, auth_config=None):
+        """The digest the registry holds under `ref`, asked through the engine (which may
+        see a registry this machine cannot reach); None when it has no such tag."""
+        from .registry_api import RegistryDenied, RegistryUnreachable
+
+        try:
+            return self.api.inspect_distribution(ref, auth_config=auth_config)["Descriptor"]["digest"]
+        except self.sdk_errors() as err:
+            reason = _reason(err)
+            lowered = reason.lower()
+            if "manifest unknown" in lowered or "not found" in lowered:
+                return None
+            if "unauthorized" in lowered or "denied" in lowered:
+                raise RegistryDenied("registry of %s, asked through the engine %s: %s" % (ref, self.host, reason)) \
+                    from None
+            raise RegistryUnreachable("registry of %s, asked through the engine %s: %s" % (ref, self.host, reason)) \
+                from None
+
     def uses_containerd_store(self):
         """True when the engine keeps images in containerd's image store (the default of
         new Engine 29 installs): its /info says driver-type io.containerd.snapshotter.v1."""

@@ -5,7 +5,9 @@
 
 Up to date when the registry already holds this image under that tag: its manifest
 (GET /v2/<repository>/manifests/<tag>) names the image's config digest, which is
-the image id, or its digest is among the image's RepoDigests. A version tag that
+the image id, or its digest is among the image's RepoDigests. Plain HTTP is used
+where the engine uses it (loopback, or the engine's insecure registries); a registry
+this machine cannot reach is asked through the engine (GET /distribution/...). A version tag that
 the registry holds with another image is refused unless `force: true`; `latest`
 may move. The daemon reports push failures inside a 200 stream (`errorDetail`):
 those fail the step with the daemon's message. A registry that cannot be reached
@@ -93,40 +95,62 @@ def check(step, saved):
     docker = engine.for_step(step)
     image_ref = step.get("image")
     image = docker.inspect_image(image_ref)
-    if image is None:
-        raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
-                         % (step.where("image"), image_ref, docker.host))
-    memo = {"image_id": image["Id"]}
+    memo = {"image_id": (image or {}).get("Id")}
     try:
-        return _compare(step, image, memo)
+        return _compare(step, docker, image, memo)
     except RegistryUnreachable as err:
         memo["unreachable"] = str(err)
         return Verdict(False, "pushing %s as %s (the registry does not answer yet: will retry)"
                        % (image_ref, target(step)), memo)
 
 
-def _compare(step, image, memo):
-    """The verdict from the registry's manifest of repository:tag."""
-    from .. import registry_api
-
-    repository, tag = repository_and_tag(step)
-    found = registry_api.Registry(step.get("registry"), credentials(step)).manifest(repository, tag)
+def _compare(step, docker, image, memo):
+    """The verdict from the digest the registry holds under repository:tag."""
+    if image is None:  # not there at the check, or gone since
+        raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
+                         % (step.where("image"), step.get("image"), docker.host))
+    found = _registry_digest(step, docker)
     if found is None:
         return Verdict(False, "pushing %s as %s: the registry has no such tag" % (step.get("image"), target(step)),
                        memo)
-    digest, manifest = found
+    digest, config_digest = found
     memo["registry_digest"] = digest
-    repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == refs.parse(target(step)).name}
-    config_digest = (manifest.get("config") or {}).get("digest")
-    if config_digest == image["Id"] or "%s@%s" % (refs.parse(target(step)).name, digest) in repo_digests:
+    name = refs.parse(target(step)).name
+    repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == name}
+    if config_digest == image["Id"] or "%s@%s" % (name, digest) in repo_digests:
         memo["digest"] = digest
         return Verdict(True, memo=memo)
+    repository, tag = repository_and_tag(step)
     if tag != "latest" and not step.get("force"):
         raise StepFailed("%s: the registry holds %s as another image (%s), not %s (%s); a version tag is "
                          "not replaced: bump the version or set force: true"
                          % (step.where("image"), target(step), digest[:19], step.get("image"), image["Id"][:19]))
     return Verdict(False, "pushing %s as %s: the registry's tag names another image (%s)"
                    % (step.get("image"), target(step), digest[:19]), memo)
+
+
+def _registry_digest(step, docker):
+    """(manifest digest, config digest or None) of the registry's repository:tag, or None
+    when it has no such tag. Asked from here, over plain HTTP where the engine would use
+    it; a registry this machine cannot reach is asked through the engine, which may see
+    it (an ssh:// or tcp:// engine elsewhere); RegistryUnreachable when neither can."""
+    from .. import registry_api
+
+    repository, tag = repository_and_tag(step)
+    address = step.get("registry")
+    try:
+        registry = registry_api.Registry(address, credentials(step), insecure=docker.registry_is_insecure(address))
+        found = registry.manifest(repository, tag)
+    except registry_api.RegistryUnreachable as here:
+        try:
+            digest = docker.distribution_digest(target(step), _auth_config(step))
+        except registry_api.RegistryUnreachable:
+            raise here from None
+        return None if digest is None else (digest, None)
+    if found is None:
+        return None
+    digest, manifest = found
+    return digest, (manifest.get("config") or {}).get("digest")
 
 
 def run(step, verdict):
@@ -142,8 +166,8 @@ def run(step, verdict):
         try:
             if memo.get("unreachable"):
                 # The check could not ask the registry: ask now, before pushing (force: false).
-                image = docker.inspect_image(step.get("image"))
-                if _compare(step, image, memo).current:
+                docker.forget(step.get("image"))
+                if _compare(step, docker, docker.inspect_image(step.get("image")), memo).current:
                     ui.say(step.name, "the registry already holds %s" % target_ref)
                     return {"image_id": memo["image_id"], "digest": memo["digest"], "target": target_ref}
                 memo.pop("unreachable")
