@@ -33,9 +33,13 @@ class HelpOption:
 
     def parse_execute(self, in_args):
         if "--help" in in_args or "-h" in in_args:
-            print(self.help())
-            return 0
+            return self._print_help()
         return super().parse_execute(in_args)
+
+    @ui.stdout_pipe_safe
+    def _print_help(self):
+        print(self.help())
+        return 0
 
 
 def step_names():
@@ -84,6 +88,9 @@ class List(HelpOption, cmd_list.List):
     def _execute(self, subtasks=False, quiet=True, status=False, private=False,
                  list_deps=False, template=None, sort="name", pos_args=None):
         # doit passes options by the names of this signature: it is doit's own
+        tasks = {task.name for task in self.task_list}
+        for name in pos_args or []:
+            refuse_unknown(name, tasks)
         return super()._execute(subtasks, quiet, status, private, list_deps, template, sort, pos_args)
 
 
