@@ -66,7 +66,8 @@ def dependencies(all_steps):
             if other in broken:
                 continue  # that step's own problem is reported; a fixed file checks this again
             if other not in all_steps:
-                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, workflow.did_you_mean(other, set(all_steps) | broken)))
+                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other,
+                                                            workflow.did_you_mean(other, set(all_steps) | broken)))
             else:
                 needed.add(other)
         deps[name] = sorted(needed)
