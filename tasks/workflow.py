@@ -23,8 +23,10 @@ DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", 
 class Workflow:
     """One workflow file: its steps, variables and the position of every value."""
 
-    def __init__(self, path, document, marks, override=None):
+    def __init__(self, path, document, marks, override=None, broken_steps=()):
         self.path = path
+        # Steps the schema refused, left out of `steps`: a `needs:` naming one is no unknown step.
+        self.broken_steps = frozenset(broken_steps)
         self.display_path = os.path.relpath(path)
         self.base_dir = os.path.dirname(path)
         self.marks = marks
@@ -93,8 +95,9 @@ def load_file(path, cache_dir, override=None, collect=None):
             cached = json.load(handle)
     except (OSError, ValueError):
         cached = None
+    broken_steps = ()  # a file with any problem is never cached
     if cached is None:
-        document, marks, problems = _parse_and_check(path, raw, schema_raw)
+        document, marks, problems, broken_steps = _parse_and_check(path, raw, schema_raw)
         cached = {"document": document, "marks": marks}
         if problems and collect is None:
             raise WorkflowError(problems)
@@ -104,7 +107,7 @@ def load_file(path, cache_dir, override=None, collect=None):
             files.write_atomic(cache_path, json.dumps(cached).encode())
             _drop_older_entries(cache_dir, cache_prefix, cache_path)
     marks = {k: tuple(v) for k, v in cached["marks"].items()}
-    return Workflow(os.path.abspath(path), cached["document"], marks, override)
+    return Workflow(os.path.abspath(path), cached["document"], marks, override, broken_steps)
 
 
 def _drop_older_entries(cache_dir, prefix, keep):
@@ -130,11 +133,13 @@ def _read_schema():
 def _parse_and_check(path, raw, schema_raw):
     display = os.path.relpath(path)
     document, marks = parse_yaml(display, raw)
-    problems = schema_problems(display, document, marks, json.loads(schema_raw))
-    static = static_problems(display, document, marks)
-    if problems:
-        raise WorkflowError(sorted(problems + static, key=_line_and_column))
-    return document, marks, static
+    problems, broken_steps = schema_problems(display, document, marks, json.loads(schema_raw))
+    problems = sorted(problems + static_problems(display, document, marks), key=_line_and_column)
+    if broken_steps is None:  # the file's own shape is wrong: none of its steps can be read
+        raise WorkflowError(problems)
+    # A step the schema refuses is left out, so that the other steps still reach the later checks.
+    steps = {name: spec for name, spec in document["steps"].items() if name not in broken_steps}
+    return dict(document, steps=steps), marks, problems, sorted(broken_steps)
 
 
 def parse_yaml(display, raw):
@@ -197,9 +202,11 @@ def schema_problems(display, document, marks, schema):
     # are unknown or required cannot be said before the kind is right.
     kind_errors = [e for e in errors if _is_kind_error(e) or _is_missing_kind(e)]
     steps_without_kind = {_step_of(e) for e in kind_errors}
-    problems = []
+    problems, broken_steps = [], set()
     for error in errors:
         path = [str(p) for p in error.absolute_path]
+        if broken_steps is not None:
+            broken_steps = broken_steps | {path[1]} if len(path) >= 2 and path[0] == "steps" else None
         if _step_of(error) in steps_without_kind and error not in kind_errors:
             continue
         if _is_kind_error(error):
@@ -218,7 +225,9 @@ def schema_problems(display, document, marks, schema):
                                         + did_you_mean(str(field), known)))
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
-    return problems  # _parse_and_check puts them in the file's order, with the static ones
+    # _parse_and_check puts them in the file's order, with the static ones. broken_steps:
+    # the steps with a problem, or None when one is outside every step.
+    return problems, broken_steps
 
 
 def _step_of(error):
