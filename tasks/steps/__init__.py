@@ -107,28 +107,27 @@ def source_image_id(step, field="source"):
     from .. import engine
     from ..errors import StepFailed
 
-    docker = engine.for_step(step)
-    image_id = docker.image_id(step.get(field))
+    daemon = engine.for_step(step)
+    image_id = daemon.image_id(step.get(field))
     if image_id is None:
         raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
-                         % (step.where(field), step.get(field), docker.host))
+                         % (step.where(field), step.get(field), daemon.host))
     return image_id
 
 
-def create_container(step, docker, source_id, command):
+def create_container(step, daemon, source_id, command):
     """A temporary container of the step's source image (labelled for prune); its id."""
-    try:
-        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
-        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+    labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
+    return daemon.create_container("%s: create a container of %s" % (step.name, step.get("source")),
+                                   source_id, command=command, labels=labels)
 
 
-def remove_container(docker, container):
+def remove_container(daemon, container):
     """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
     from .. import ui
+    from ..errors import StepFailed
 
     try:
-        docker.api.remove_container(container, force=True)
-    except docker.sdk_errors() as err:
+        daemon.remove_container("remove temporary container %s" % container[:12], container)
+    except StepFailed as err:
         ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))
