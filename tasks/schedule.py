@@ -34,7 +34,6 @@ doit run make: what validate accepts, install accepts.
 import hashlib
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -239,6 +238,8 @@ class Entry:
         appended to the log: doit's FAILED line, and whatever fails before the log
         sink exists (a missing module, a broken dodo.py). The log folder is made first,
         because `2>>` into a missing folder would stop the line before the run."""
+        import shlex  # here: doit's loading of a project with a schedule imports this module
+
         words = ["cd", shlex.quote(self.project_dir), "&&", "mkdir", "-p", shlex.quote(self.log_dir), "&&"]
         if with_env:
             words += ["%s=%s" % (name, shlex.quote(value)) for name, value in sorted(self.env.items())]
