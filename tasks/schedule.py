@@ -236,7 +236,8 @@ class Entry:
         """The sh line both cron and the service run. ui.py's log sink writes every line
         of the run to the log itself, so stdout (the same lines) goes nowhere; stderr is
         appended to the log: doit's FAILED line, and whatever fails before the log
-        sink exists (a missing module, a broken dodo.py). The log folder is made first,
+        sink exists (a missing module, a broken dodo.py); a run that rotates the log
+        leaves the rest of its stderr in the rotated file. The log folder is made first,
         because `2>>` into a missing folder would stop the line before the run."""
         import shlex  # here: doit's loading of a project with a schedule imports this module
 

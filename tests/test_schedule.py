@@ -350,7 +350,7 @@ def test_cron_without_keeps_the_lines_after_ours():
     assert cron_without(lines, [entry]) == [FOREIGN, AFTER_OURS, "# a comment of the user"]
 
 
-def test_the_install_environment_goes_with_the_entry(offline_project, tmp_path):
+def test_the_install_environment_goes_with_the_entry(offline_project):
     """What chooses the engine and finds the code at install reaches the cron line and
     the service, folders made absolute (the scheduled run starts elsewhere)."""
     scheduled(offline_project)
@@ -358,7 +358,8 @@ def test_the_install_environment_goes_with_the_entry(offline_project, tmp_path):
            "DOCKER_CONFIG": "dockercfg", "PYTHONPATH": REPO + os.pathsep + "lib"}
     crontab, unit_dir = offline_project.path("ct"), offline_project.path("units")
     assert schedule_cli(offline_project, "install", "--via", "cron", "--crontab-file", crontab, env=env).returncode == 0
-    done = schedule_cli(offline_project, "install", "--via", "systemd", "--unit-dir", unit_dir, "--no-activate", env=env)
+    done = schedule_cli(offline_project, "install", "--via", "systemd", "--unit-dir", unit_dir, "--no-activate",
+                        env=env)
     assert done.returncode == 0, done.output
     expected = {"DOCKER_HOST": offline_project.docker_host, "DOCKER_TLS_VERIFY": "1",
                 "DOCKER_CERT_PATH": offline_project.path("certs"), "DOCKER_CONTEXT": "remote",
