@@ -10,11 +10,7 @@ import pytest
 from tasks.errors import StepFailed
 from tasks.registry_api import RegistryDenied
 from tasks.steps import push
-from tests.support.fake_engine import fake_engine, flow  # noqa: F401 (fixtures)
-from tests.test_registry_api import server as one_server
-
-# One registry for the module (its shutdown polls every 0.5 s); each test gets it empty.
-module_server = pytest.fixture(scope="module")(one_server.__wrapped__)
+from tests.support.fake_engine import _module_registry, canned_registry, fake_engine, flow  # noqa: F401 (fixtures)
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 OTHER_DIGEST = "sha256:" + "e" * 64
@@ -48,52 +44,43 @@ def silent_address():
 
 
 @pytest.fixture
-def server(module_server):
-    """(address, routes, seen) of a canned HTTP registry on loopback, holding nothing."""
-    address, routes, seen = module_server
-    routes.clear()
-    seen.clear()
-    return module_server
-
-
-@pytest.fixture
 def app_id(fake_engine):
     return fake_engine.add_image(["lab/app:1.0.0", "lab/app:latest"], layers=["base", "app"])
 
 
-def test_a_registry_without_the_tag_gets_a_push(flow, server, app_id):
-    address, routes, seen = server
+def test_a_registry_without_the_tag_gets_a_push(flow, canned_registry, app_id):
+    address, routes, seen = canned_registry
     verdict = push.check(load(flow, address), {})
     assert not verdict.current
     assert verdict.reason == "pushing lab/app:1.0.0 as %s/lab/app:1.0.0: the registry has no such tag" % address
     assert seen[-1][0] == "/v2/lab/app/manifests/1.0.0"
 
 
-def test_a_manifest_naming_the_image_id_as_its_config_is_up_to_date(flow, server, app_id):
-    address, routes, _ = server
+def test_a_manifest_naming_the_image_id_as_its_config_is_up_to_date(flow, canned_registry, app_id):
+    address, routes, _ = canned_registry
     hold(routes, "lab/app", "1.0.0", app_id, OTHER_DIGEST)
     verdict = push.check(load(flow, address), {})
     assert verdict.current and verdict.memo["digest"] == OTHER_DIGEST
 
 
-def test_a_digest_among_the_image_repo_digests_is_up_to_date(flow, server, fake_engine, app_id):
+def test_a_digest_among_the_image_repo_digests_is_up_to_date(flow, canned_registry, fake_engine, app_id):
     """A manifest list, say: its config is not the image's, but the engine recorded the digest at the push."""
-    address, routes, _ = server
+    address, routes, _ = canned_registry
     hold(routes, "lab/app", "1.0.0", "sha256:" + "c" * 64, OTHER_DIGEST)
     fake_engine.image_store[app_id]["RepoDigests"].append("%s/lab/app@%s" % (address, OTHER_DIGEST))
     assert push.check(load(flow, address), {}).current
 
 
-def test_a_repo_digest_of_another_repository_does_not_count(flow, server, fake_engine, app_id):
-    address, routes, _ = server
+def test_a_repo_digest_of_another_repository_does_not_count(flow, canned_registry, fake_engine, app_id):
+    address, routes, _ = canned_registry
     hold(routes, "lab/app", "1.0.0", "sha256:" + "c" * 64, OTHER_DIGEST)
     fake_engine.image_store[app_id]["RepoDigests"].append("%s/lab/other@%s" % (address, OTHER_DIGEST))
     with pytest.raises(StepFailed, match="a version tag is not replaced"):
         push.check(load(flow, address), {})
 
 
-def test_a_version_tag_holding_another_image_is_refused(flow, server, app_id):
-    address, routes, _ = server
+def test_a_version_tag_holding_another_image_is_refused(flow, canned_registry, app_id):
+    address, routes, _ = canned_registry
     hold(routes, "lab/app", "1.0.0", "sha256:" + "c" * 64, OTHER_DIGEST)
     with pytest.raises(StepFailed) as failure:
         push.check(load(flow, address), {})
@@ -104,8 +91,8 @@ def test_a_version_tag_holding_another_image_is_refused(flow, server, app_id):
 
 
 @pytest.mark.parametrize("image, extra", [("lab/app:latest", ""), ("lab/app:1.0.0", "force: true")])
-def test_latest_or_a_forced_tag_may_be_replaced(flow, server, app_id, image, extra):
-    address, routes, _ = server
+def test_latest_or_a_forced_tag_may_be_replaced(flow, canned_registry, app_id, image, extra):
+    address, routes, _ = canned_registry
     tag = image.split(":")[1]
     hold(routes, "lab/app", tag, "sha256:" + "c" * 64, OTHER_DIGEST)
     verdict = push.check(load(flow, address, image, extra), {})
@@ -132,14 +119,14 @@ def test_a_registry_only_the_engine_reaches_is_asked_through_it(flow, fake_engin
     assert push.check(load(flow, address), {}).current
 
 
-def test_an_image_missing_from_the_engine_fails_the_check(flow, fake_engine, server):
-    address, _, _ = server
+def test_an_image_missing_from_the_engine_fails_the_check(flow, fake_engine, canned_registry):
+    address, _, _ = canned_registry
     with pytest.raises(StepFailed, match="steps.push_app.image: image lab/app:1.0.0 is not in the engine "):
         push.check(load(flow, address), {})
 
 
-def test_the_run_tags_pushes_and_reports_the_digest(flow, fake_engine, server, app_id):
-    address, _, _ = server
+def test_the_run_tags_pushes_and_reports_the_digest(flow, fake_engine, canned_registry, app_id):
+    address, _, _ = canned_registry
     step = load(flow, address)
     values = push.run(step, push.check(step, {}))
     target = "%s/lab/app:1.0.0" % address
@@ -148,8 +135,8 @@ def test_the_run_tags_pushes_and_reports_the_digest(flow, fake_engine, server, a
     assert values == {"image_id": app_id, "digest": fake_engine.registry[target], "target": target}
 
 
-def test_refused_credentials_are_never_retried(flow, fake_engine, server, app_id):
-    address, _, _ = server
+def test_refused_credentials_are_never_retried(flow, fake_engine, canned_registry, app_id):
+    address, _, _ = canned_registry
     fake_engine.push_error = "unauthorized: authentication required"
     step = load(flow, address)
     with pytest.raises(RegistryDenied, match="check the credentials"):
@@ -157,8 +144,8 @@ def test_refused_credentials_are_never_retried(flow, fake_engine, server, app_id
     assert fake_engine.verbs().count("push") == 1
 
 
-def test_a_lost_connection_is_retried_then_fails_naming_the_attempts(flow, fake_engine, server, app_id, monkeypatch):
-    address, _, _ = server
+def test_a_lost_connection_is_retried_then_fails_naming_the_attempts(flow, fake_engine, canned_registry, app_id, monkeypatch):
+    address, _, _ = canned_registry
     monkeypatch.setattr(push, "FIRST_DELAY", 0)
     fake_engine.push_error = "dial tcp 127.0.0.1:5000: connect: connection refused"
     step = load(flow, address, extra="retries: 2")

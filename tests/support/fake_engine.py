@@ -29,6 +29,7 @@ import pytest
 
 from tasks import engine, imagetar, plan, refs
 from tasks.errors import EngineUnreachable, StepFailed
+from tests.test_registry_api import server as _one_registry
 
 # Steps without docker_host talk to this address; nothing listens there, so a lookup
 # that slips past the fake fails loudly instead of reaching a real engine.
@@ -665,3 +666,18 @@ def flow(tmp_path, monkeypatch):
     monkeypatch.setattr(tars, "_tars", {})  # the project's known tar hashes, read afresh
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # no stored credentials
     return FlowProject(str(tmp_path))
+
+
+# The registry side: tests/test_registry_api.py's small HTTP server with canned answers,
+# one per test module (its shutdown polls every 0.5 s), emptied for each test.
+_module_registry = pytest.fixture(scope="module", name="_module_registry")(_one_registry.__wrapped__)
+
+
+@pytest.fixture
+def canned_registry(_module_registry):
+    """(address, routes, seen) of an HTTP registry on loopback: routes maps a path to
+    the (status, headers, body) it answers (404 for any other); seen lists the requests."""
+    address, routes, seen = _module_registry
+    routes.clear()
+    seen.clear()
+    return _module_registry
