@@ -481,8 +481,10 @@ class FakeEngine:
         source = self.image_store[found["Image"]]
         labels = dict(source["Config"]["Labels"] or {}, **_labels_from_changes(changes))
         layer_names = [self._layer_name(d) for d in source["RootFS"]["Layers"]] + ["container " + found["Id"]]
+        # As docker commit: the image's CMD is the container's command unless a change sets it.
+        cmd = _cmd_from_changes(changes)
         return self.add_image([ref], layer_names, labels=labels, parent=source["Id"],
-                              cmd=_cmd_from_changes(changes) or source["Config"]["Cmd"])
+                              cmd=cmd if cmd is not None else found["Config"]["Cmd"] or source["Config"]["Cmd"])
 
     def _layer_name(self, diff_id):
         """The name a layer blob was made from (layer_blob's one file holds it)."""
