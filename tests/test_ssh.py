@@ -56,7 +56,8 @@ def test_destinations_are_remote_as_scp_reads_them(text, parts):
 
 
 def test_last_line_is_the_last_line_with_words():
-    assert ssh.last_line("Warning: added host\nPermission denied (publickey).\n\n  ") == "Permission denied (publickey)."
+    assert ssh.last_line("Warning: added host\nPermission denied (publickey).\n\n  ") == \
+        "Permission denied (publickey)."
     assert ssh.last_line("") == ""
 
 

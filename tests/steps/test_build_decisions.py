@@ -8,7 +8,7 @@ import pytest
 
 from tasks.digest import INPUTS_LABEL
 from tasks.steps import build
-from tests.support.fake_engine import fake_engine, flow  # noqa: F401 (fixtures)
+from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
 
 FLOW = """
     steps:
@@ -42,10 +42,8 @@ def built(fake_engine, step):
     return dict({field: verdict.memo[field] for field in SAVED_FIELDS}, image_id=image_id)
 
 
-def reason(step, saved):
-    verdict = build.check(step, saved)
-    assert not verdict.current
-    return verdict.reason
+def reason(step, saved=None):
+    return out_of_date(build, step, saved).reason
 
 
 def test_an_image_the_engine_lacks_is_built(app):

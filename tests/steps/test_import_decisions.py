@@ -7,7 +7,7 @@ import pytest
 
 from tasks.errors import StepFailed
 from tasks.steps import import_rootfs
-from tests.support.fake_engine import FlowProject, fake_engine, flow  # noqa: F401 (fixtures)
+from tests.support.fake_engine import FlowProject, fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
 
 FLOW = """
     steps:
@@ -34,10 +34,8 @@ def imported(step):
     return import_rootfs.run(step, import_rootfs.check(step, {}))
 
 
-def reason(step, saved):
-    verdict = import_rootfs.check(step, saved)
-    assert not verdict.current
-    return verdict.reason
+def reason(step, saved=None):
+    return out_of_date(import_rootfs, step, saved).reason
 
 
 def test_an_image_the_engine_lacks_is_imported(rootfs, fake_engine):

@@ -8,7 +8,8 @@ from tasks import imagetar
 from tasks.errors import StepFailed
 from tasks.steps import load as load_kind
 from tests.support import savefmt
-from tests.support.fake_engine import FAKE_HOST, FakeEngine, fake_engine, flow, install  # noqa: F401 (fixtures)
+from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
+    FAKE_HOST, FakeEngine, fake_engine, flow, install, out_of_date)
 
 
 def load(flow, extra=""):
@@ -34,9 +35,7 @@ def write_tar(flow, tags=("lab/app:1",), layout="legacy"):
 
 
 def reason(step, saved=None):
-    verdict = load_kind.check(step, saved or {})
-    assert not verdict.current
-    return verdict.reason
+    return out_of_date(load_kind, step, saved).reason
 
 
 def test_a_target_without_the_image_gets_the_tar(flow, fake_engine):

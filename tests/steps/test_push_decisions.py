@@ -144,7 +144,8 @@ def test_refused_credentials_are_never_retried(flow, fake_engine, canned_registr
     assert fake_engine.verbs().count("push") == 1
 
 
-def test_a_lost_connection_is_retried_then_fails_naming_the_attempts(flow, fake_engine, canned_registry, app_id, monkeypatch):
+def test_a_lost_connection_is_retried_then_fails_naming_the_attempts(flow, fake_engine, canned_registry, app_id,
+                                                                     monkeypatch):
     address, _, _ = canned_registry
     monkeypatch.setattr(push, "FIRST_DELAY", 0)
     fake_engine.push_error = "dial tcp 127.0.0.1:5000: connect: connection refused"

@@ -5,7 +5,8 @@ import pytest
 
 from tasks.errors import StepFailed
 from tasks.steps import registry
-from tests.support.fake_engine import _module_registry, canned_registry, fake_engine, flow  # noqa: F401 (fixtures)
+from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
+    _module_registry, canned_registry, fake_engine, flow, out_of_date)
 
 
 def load(flow, port, extra=""):
@@ -33,13 +34,12 @@ def started(step):
 
 
 def reason(step):
-    verdict = registry.check(step, {})
-    assert not verdict.current
-    return verdict
+    return out_of_date(registry, step)
 
 
 def test_no_container_yet_is_started(flow, answering):
-    assert reason(load(flow, answering)).reason == "starting registry registry on port %d: no such container" % answering
+    assert reason(load(flow, answering)).reason == (
+        "starting registry registry on port %d: no such container" % answering)
 
 
 def test_the_run_makes_a_labelled_container_and_the_next_check_is_up_to_date(flow, fake_engine, answering):

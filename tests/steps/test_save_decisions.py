@@ -8,7 +8,7 @@ import pytest
 from tasks import imagetar
 from tasks.errors import StepFailed
 from tasks.steps import save
-from tests.support.fake_engine import fake_engine, flow  # noqa: F401 (fixtures)
+from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
 
 
 def load(flow, extra=""):
@@ -32,10 +32,8 @@ def saved_now(step):
     return save.run(step, save.check(step, {}))
 
 
-def reason(step, saved):
-    verdict = save.check(step, saved)
-    assert not verdict.current
-    return verdict.reason
+def reason(step, saved=None):
+    return out_of_date(save, step, saved).reason
 
 
 def test_no_tar_yet_is_a_save(flow, app_id):

@@ -8,7 +8,7 @@ import pytest
 from tasks import imagetar, ssh
 from tasks.errors import StepFailed
 from tasks.steps import transfer
-from tests.support.fake_engine import flow  # noqa: F401 (fixture)
+from tests.support.fake_engine import flow, out_of_date  # noqa: F401 (flow: a fixture)
 
 
 def load(flow, *destinations):
@@ -31,9 +31,7 @@ def tar(flow):
 
 
 def reason(step, saved=None):
-    verdict = transfer.check(step, saved or {})
-    assert not verdict.current
-    return verdict.reason
+    return out_of_date(transfer, step, saved).reason
 
 
 def test_missing_destinations_are_named(flow, tar):

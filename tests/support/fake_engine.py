@@ -360,7 +360,8 @@ class FakeEngine:
         users = [c for c in self.container_store.values() if c["Image"] == image["Id"]]
         if users and not force:
             raise StepFailed("%s: conflict: unable to remove repository reference %r (must force) - container "
-                             "%s is using its referenced image %s" % (what, ref, users[0]["Id"][:12], image["Id"][7:19]))
+                             "%s is using its referenced image %s"
+                             % (what, ref, users[0]["Id"][:12], image["Id"][7:19]))
         if any(other["Parent"] == image["Id"] for other in self.image_store.values()):
             raise StepFailed("%s: conflict: unable to delete %s (cannot be forced) - image has dependent child "
                              "images" % (what, image["Id"][7:19]))
@@ -610,6 +611,13 @@ def _labels_match(labels, wanted):
         if key not in labels or (sep and labels[key] != value):
             return False
     return True
+
+
+def out_of_date(kind, step, saved=None):
+    """The Verdict of the step kind module `kind` on `step`; the test fails if it is up to date."""
+    verdict = kind.check(step, saved or {})
+    assert not verdict.current, "%s: up to date, where a reason to run it was expected" % step.name
+    return verdict
 
 
 def install(monkeypatch, host=FAKE_HOST):
