@@ -562,6 +562,9 @@ class FakeEngine:
         step reached past the verbs."""
         return _ListingsOnly(self)
 
+    def tls_config(self):
+        return False  # the fake is spoken to in-process: no TLS
+
     @property
     def client(self):
         raise AttributeError("FakeEngine has no SDK client: a step called Engine.client, past the verbs")
