@@ -2,12 +2,22 @@
 Engine: the same verbs with the same parameters (fast), and answers of the same shape
 as the real engine's (marked engine: it asks the real one)."""
 import inspect
+import os
 import uuid
 
 import pytest
 
-from tasks import engine
+from tasks import engine, steps
 from tests.support.fake_engine import FakeEngine
+
+STEPS_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps")
+
+
+def test_every_step_kind_has_fast_tests_of_its_decisions():
+    """`pytest -m "not engine"` covers every kind: tests/steps/test_<kind>_decisions.py."""
+    missing = [kind for kind in steps.STEP_KINDS
+               if not os.path.isfile(os.path.join(STEPS_TESTS, "test_%s_decisions.py" % kind))]
+    assert not missing, "no tests/steps/test_<kind>_decisions.py for: %s" % ", ".join(missing)
 
 
 def public_members(cls):
