@@ -632,11 +632,14 @@ def _tell(step, docker, report, dry_run):
                                              image["reason"]))
     for item in report["staying"]:
         ui.say(step.name, item["text"])
-    if len(report["images"]) > 1 and report["listed_bytes"] > report["image_bytes"]:
-        ui.say(step.name, "these %d images list %s together, each counted whole as `doit layers` and "
-               "`docker images` count them; their layers are shared (with each other and with images that "
-               "stay), so removing them frees %s" % (len(report["images"]), _human(report["listed_bytes"]),
-                                                    _human(report["image_bytes"])))
+    if report["images"] and report["listed_bytes"] > report["image_bytes"]:
+        count = len(report["images"])
+        ui.say(step.name, "the %s chosen add%s up to %s as `doit layers` and `docker images` count them (each "
+               "image with all its layers); layers are shared, with each other and with images that stay, so "
+               "counted once and without what stays they %s %s"
+               % ("1 image" if count == 1 else "%d images" % count, "s" if count == 1 else "",
+                  _human(report["listed_bytes"]), "would free" if dry_run else "freed",
+                  _human(report["image_bytes"])))
     for failure in report["failures"]:
         ui.warn(step.name, "failed: %s" % failure)
     approx = "" if report["exact"] else " at least"
