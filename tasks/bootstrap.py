@@ -74,8 +74,13 @@ def venv_ready():
             made_for = handle.read().strip()
     except OSError:
         return False
-    return made_for == PROJECT and subprocess.run(
-        [VENV_PYTHON, "-I", "-c", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if made_for != PROJECT:
+        return False
+    try:
+        return subprocess.run([VENV_PYTHON, "-I", "-c", ""], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0
+    except OSError:  # gone, or its base Python is (a pyenv version removed)
+        return False
 
 
 def can_make_venv(python=sys.executable):
