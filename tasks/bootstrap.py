@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 VENV = os.path.join(PROJECT, ".venv")
 VENV_PYTHON = os.path.join(VENV, "bin", "python")
 # The clone a .venv was made for: its scripts name their interpreter by absolute path,
@@ -51,7 +51,7 @@ missing = [name for name in modules if util.find_spec(name) is None]
 try:
     metadata.version("dockflow")
     tasks = util.find_spec("tasks")
-    ours = tasks is not None and os.path.dirname(os.path.realpath(tasks.origin)) == os.path.join(project, "tasks")
+    ours = tasks is not None and os.path.dirname(os.path.realpath(tasks.origin)) == os.path.realpath(os.path.join(project, "tasks"))
 except metadata.PackageNotFoundError:
     ours = False
 print(json.dumps(missing + ([] if ours else ["dockflow"])))
