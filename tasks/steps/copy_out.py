@@ -189,7 +189,12 @@ def _write_folder(step, tar, target):
     try:
         on_host = HostMembers(step, current_umask())
         try:
-            tar.extractall(unpacked, filter=on_host)
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4+
+                tar.extractall(unpacked, filter=on_host)
+            else:  # Debian 12's Python 3.11.2 has no extraction filters: ours, member by member
+                # lazily: a member is judged after the links before it are on disk
+                tar.extractall(unpacked, members=(kept for kept in (on_host(member, unpacked)
+                                                                    for member in tar.getmembers()) if kept))
         except (tarfile.TarError, OSError) as err:
             raise StepFailed("%s: cannot unpack %s of %s into %s: %s" % (
                 step.where("path"), step.get("path"), step.get("source"), os.path.relpath(parent),
@@ -239,8 +244,14 @@ class HostMembers:
         self._inside(member, dest, os.path.join(dest, place))
         if member.islnk():
             self._inside(member, dest, os.path.join(dest, member.linkname))
-        mode = None if member.issym() else member.mode & 0o777 & ~self.umask
-        return member.replace(mode=mode, uid=None, gid=None, uname=None, gname=None, deep=False)
+        mode = member.mode if member.issym() else member.mode & 0o777 & ~self.umask
+        if hasattr(member, "replace"):  # Python 3.11.4+: no owner at all
+            return member.replace(mode=mode, uid=None, gid=None, uname=None, gname=None, deep=False)
+        import copy  # 3.11.2: tarfile chowns as root and knows no None: the user's own ids
+
+        kept = copy.copy(member)
+        kept.mode, kept.uid, kept.gid, kept.uname, kept.gname = mode, os.getuid(), os.getgid(), "", ""
+        return kept
 
     def _inside(self, member, dest, path):
         if os.path.isabs(member.name) or os.path.commonpath([os.path.realpath(path), dest]) != dest:

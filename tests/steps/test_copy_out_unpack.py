@@ -10,6 +10,16 @@ from tasks.errors import StepFailed
 from tasks.steps import copy_out
 
 
+@pytest.fixture(autouse=True, params=["filters", "no filters"])
+def tarfile_of(request, monkeypatch):
+    """Every test twice: with tarfile's extraction filters (Python 3.11.4+), and without
+    them, as Debian 12's own Python 3.11.2 has it."""
+    if request.param == "no filters":
+        monkeypatch.delattr(tarfile, "data_filter")
+        monkeypatch.delattr(tarfile.TarInfo, "replace")
+    return request.param
+
+
 class Step:
     name = "copy"
 
