@@ -36,7 +36,13 @@ def reason(step, saved=None):
 
 def test_missing_destinations_are_named(flow, tar):
     assert reason(load(flow, "../ship/app.tar", "../shelf/")) == (
-        "copying out/app.tar to ship/app.tar (missing), shelf/app.tar (missing)")
+        "copying out/app.tar to ship/app.tar (missing: a new file of that name; end the destination with / for "
+        "a folder), shelf/app.tar (missing)")
+
+
+def test_an_existing_folder_receives_the_tar_under_its_own_name_with_or_without_its_slash(flow, tar):
+    os.makedirs(flow.path("shelf"))
+    assert reason(load(flow, "../shelf")) == "copying out/app.tar to shelf/app.tar (missing)"
 
 
 def test_a_destination_with_other_bytes_differs(flow, tar):
