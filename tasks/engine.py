@@ -124,6 +124,7 @@ def _summary_of(image):
 
 
 _RAISE = object()  # Engine._sdk: no value stands for "not found"; raise
+_GONE = object()   # Engine._sdk's answer for "not found", where None is a success
 
 
 class _Closed(Exception):
@@ -517,10 +518,10 @@ class Engine:
         return self._stream(what, self._sdk(what, "load_image", blocks))
 
     def remove_image(self, what, ref, force=False):
-        """True, or None when the engine has no such image."""
+        """The engine's list of what it untagged and deleted, or None when it has no such image."""
         removed = self._sdk(what, "remove_image", ref, force=force, noprune=False, missing=None)
         self.forget(ref)
-        return None if removed is None else True
+        return None if removed is None else list(removed or [])
 
     def history(self, what, ref):
         return self._sdk(what, "history", ref, missing=None)
@@ -533,6 +534,10 @@ class Engine:
 
     def disk_usage(self, what):
         return self._sdk(what, "df")
+
+    def prune_build_cache(self, what, filters=None):
+        """The bytes the engine freed."""
+        return (self._sdk(what, "prune_builds", filters=filters) or {}).get("SpaceReclaimed") or 0
 
     def create_volume(self, what, name, labels=None):
         return self._sdk(what, "create_volume", name, labels=labels)
@@ -553,9 +558,10 @@ class Engine:
     def container_logs(self, what, container, **options):
         return self._sdk(what, "logs", container, **options).decode(errors="replace")
 
-    def remove_container(self, what, container):
+    def remove_container(self, what, container, force=True):
         """True, or None when there was no such container."""
-        return self._sdk(what, "remove_container", container, force=True, missing=None)
+        removed = self._sdk(what, "remove_container", container, force=force, missing=_GONE)
+        return None if removed is _GONE else True
 
     def commit(self, what, container, ref, message=None, changes=None):
         """The new image's id."""

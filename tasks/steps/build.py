@@ -162,11 +162,7 @@ def run(step, verdict):
     image_ref = step.get("image")
     image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
     for extra in step.get("tags", []):
-        repository, tag = refs.split_tag(extra)
-        try:
-            docker.api.tag(image_id, repository, tag, force=True)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: tag %s" % (step.name, extra), err) from None
+        docker.tag("%s: tag %s" % (step.name, extra), image_id, extra)
     return {"image_id": image_id, "input_digest": memo["input_digest"], "files": memo["files"],
             "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
 
