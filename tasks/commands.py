@@ -33,19 +33,27 @@ from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
 
 from . import engine, graph, plan, steps, ui, workflow
+from .doit_commands import HelpOption
 from .errors import StepFailed, WorkflowError
 from .files import write_atomic
 
 # Exit code of a definition error, as doit uses it when a dodo.py cannot load.
 DEFINITION_ERROR = 3
+# `doit plan --exit-code`: something would run (as `git diff --exit-code` says "differs").
+WOULD_RUN_EXIT = 2
 
 DANGLING_SHOWN = 15  # the largest; a terminal is not the place for hundreds of lines
 UP_TO_DATE, WILL_RUN, MAY_RUN, FAILS = "up to date", "will run", "may run", "fails"
 STATE_COLOURS = {UP_TO_DATE: "#d9f2d9", WILL_RUN: "#ffe0b3", MAY_RUN: "#fff7cc", FAILS: "#f7c6c6"}
 
 
+def counted(count, noun):
+    """`1 step`, `2 steps`."""
+    return "%d %s%s" % (count, noun, "s" * (count != 1))
+
+
 # --- validate -----------------------------------------------------------------
-class Validate(Command):
+class Validate(HelpOption, Command):
     name = "validate"
     doc_purpose = "check every workflow file; print every error with file:line:col and path"
     doc_usage = ""
@@ -59,11 +67,10 @@ class Validate(Command):
         for problem in problems:
             print(problem)
         if problems:
-            print("%d error%s in %d workflow file%s" % (len(problems), "s" * (len(problems) != 1),
-                                                       file_count, "s" * (file_count != 1)), file=sys.stderr)
+            print("%s in %s" % (counted(len(problems), "error"), counted(file_count, "workflow file")),
+                  file=sys.stderr)
             return DEFINITION_ERROR
-        print("%d workflow file%s, %d step%s: OK" % (file_count, "s" * (file_count != 1),
-                                                     step_count, "s" * (step_count != 1)))
+        print("%s, %s: OK" % (counted(file_count, "workflow file"), counted(step_count, "step")))
         return 0
 
 
@@ -99,19 +106,40 @@ def file_variable_problems(all_steps):
 
 
 # --- plan ---------------------------------------------------------------------
-class Plan(DoitCmdBase):
+class Plan(HelpOption, DoitCmdBase):
     name = "plan"
     doc_purpose = "show what would run, in what order, and why; runs nothing"
-    doc_usage = "[TASK ...]"
+    doc_usage = "[--json] [--exit-code] [TASK ...]"
     doc_description = ("Asks each step's up-to-date check (the same one `doit` uses) and prints the steps "
                        "the given tasks need, dependencies first. `may run` means up to date now but "
-                       "checked again after a step it needs has run.")
+                       "checked again after a step it needs has run. Exit 1 when a step would fail; with "
+                       "--exit-code, exit %d when a step would run and 0 only when all is up to date."
+                       % WOULD_RUN_EXIT)
+    cmd_options = (
+        {"name": "as_json", "long": "json", "type": bool, "default": False,
+         "help": "print the plan as one JSON object (steps in run order, counts, would_run)"},
+        {"name": "exit_code", "long": "exit-code", "type": bool, "default": False,
+         "help": "exit %d when a step would run (will run or may run), 0 when all is up to date: "
+                 "for CI to gate on" % WOULD_RUN_EXIT},
+    )
 
     @ui.stdout_pipe_safe
-    def _execute(self, pos_args):
+    def _execute(self, pos_args, as_json=False, exit_code=False):
         rows = assess_tasks(self, pos_args)
-        self.outstream.write(format_plan(rows))
-        return 1 if any(row[2] == FAILS for row in rows) else 0  # as the run would fail
+        self.outstream.write(plan_json(rows) if as_json else format_plan(rows))
+        if any(row[2] == FAILS for row in rows):
+            return 1  # as the run would fail
+        would_run = any(row[2] in (WILL_RUN, MAY_RUN) for row in rows)
+        return WOULD_RUN_EXIT if exit_code and would_run else 0
+
+
+def plan_json(rows):
+    """The plan for scripts: steps in run order with state, reason and needs; counts per state."""
+    steps_out = [{"step": name, "kind": kind, "state": state, "reason": reason, "needs": list(needs)}
+                 for name, kind, state, reason, needs in rows]
+    counts = {state: sum(1 for row in rows if row[2] == state) for state in STATE_COLOURS}
+    return json.dumps({"steps": steps_out, "counts": counts,
+                       "would_run": counts[WILL_RUN] + counts[MAY_RUN] > 0}, indent=2) + "\n"
 
 
 def assess_tasks(command, pos_args):
@@ -166,7 +194,7 @@ def assess(all_steps, deps, selected, saved_values):
 
 def format_plan(rows):
     width = max([len(r[0]) for r in rows] + [4])
-    lines = ["plan: %d step%s, in the order doit would take them" % (len(rows), "s" * (len(rows) != 1))]
+    lines = ["plan: %s, in the order doit would take them" % counted(len(rows), "step")]
     for index, (name, kind, state, reason, _deps) in enumerate(rows, 1):
         lines.append("%3d. %-*s  %-10s %s" % (index, width, name, state, reason))
     counts = [(s, sum(1 for r in rows if r[2] == s)) for s in (WILL_RUN, MAY_RUN, FAILS, UP_TO_DATE)]
@@ -175,9 +203,9 @@ def format_plan(rows):
 
 
 # --- graph --------------------------------------------------------------------
-class Graph(DoitCmdBase):
+class Graph(HelpOption, DoitCmdBase):
     name = "graph"
-    doc_purpose = "draw the dependency graph with each step's state as SVG (and PNG with Graphviz)"
+    doc_purpose = "draw the dependency graph, each step coloured by its state, as SVG (and PNG with Graphviz)"
     doc_usage = "[-o FILE] [TASK ...]"
     doc_description = ("Each step is a box coloured by its state (up to date, will run, may run, fails); "
                        "an arrow goes from a step to each step that needs it. Runs nothing.")
@@ -200,7 +228,7 @@ class Graph(DoitCmdBase):
             else:
                 print("graph: dot failed: %s" % done.stderr.decode(errors="replace").strip(), file=sys.stderr)
         which = "" if pos_args else " (those `doit` alone runs: name a step to add it)"
-        self.outstream.write("graph: %d steps%s written to %s\n" % (len(rows), which, " and ".join(written)))
+        self.outstream.write("graph: %s%s written to %s\n" % (counted(len(rows), "step"), which, " and ".join(written)))
         return 0
 
 
@@ -272,9 +300,9 @@ def render_dot(rows):
 
 
 # --- layers -------------------------------------------------------------------
-class Layers(Command):
+class Layers(HelpOption, Command):
     name = "layers"
-    doc_purpose = "show an image's layers as docker history does, its base's share, and the dangling images"
+    doc_purpose = "show the layers of an image as docker history does, the share of its base, and the dangling images"
     doc_usage = "IMAGE [--base IMAGE] [--json FILE]"
     doc_description = ("Exercises 3.01 and 3.02: each history entry's instruction and size, which of them "
                        "come from the base image (the nearest tagged image in its history, or --base), the "
@@ -339,10 +367,7 @@ def layer_report(docker, image_ref, base_ref=None):
             sum(entry["size"] for entry in history[len(history) - shared_entries:])
     for index, entry in enumerate(history):
         entry["from_base"] = index >= len(history) - shared_entries
-    try:
-        dangling = docker.api.images(filters={"dangling": True})
-    except docker.sdk_errors() as err:
-        raise docker.failure("list dangling images", err) from None
+    dangling = docker.images("list dangling images", filters={"dangling": True})
     dangling = [{"id": d["Id"], "created": _iso(d["Created"]), "size": d["Size"]} for d in dangling]
     return {
         "image": image_ref, "id": image["Id"], "total_size": image["Size"],
@@ -356,10 +381,9 @@ def layer_report(docker, image_ref, base_ref=None):
 
 
 def _history(docker, ref):
-    try:
-        entries = docker.api.history(ref)
-    except docker.sdk_errors() as err:
-        raise docker.failure("history of %s" % ref, err) from None
+    entries = docker.history("history of %s" % ref, ref)
+    if entries is None:
+        raise StepFailed("no image %s in the engine %s" % (ref, docker.host))
     return [{"id": e["Id"] if e["Id"] != "<missing>" else None, "created": _iso(e["Created"]),
              "created_by": e.get("CreatedBy", ""), "size": e.get("Size", 0), "comment": e.get("Comment", ""),
              "tags": [t for t in (e.get("Tags") or []) if t != "<none>:<none>"]} for e in entries]

@@ -6,8 +6,8 @@ Two doors to the same engine:
   and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
 - `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
   tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
-- `Engine.client` is the Docker SDK, for all other work (and for ssh:// and TLS
-  engines), imported only when a step really runs.
+- The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
+  only when a step really runs, and only behind the Engine's verbs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
 import codecs
@@ -26,13 +26,69 @@ _engines = {}
 
 
 def default_host():
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    """The engine a step with no docker_host talks to, chosen as the docker CLI does:
+    DOCKER_HOST, else the context DOCKER_CONTEXT names, else the docker config's
+    current context, else the local socket."""
+    return _default_endpoint()[0]
 
 
 def host_for(step):
-    """The address of the engine a step talks to: its docker_host, else DOCKER_HOST,
-    else the local socket."""
+    """The address of the engine a step talks to: its docker_host, else default_host()."""
     return step.get("docker_host") or default_host()
+
+
+_endpoints = {}  # (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG) -> (host, tls files or None)
+
+
+def _default_endpoint():
+    key = tuple(os.environ.get(name) or "" for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"))
+    if key not in _endpoints:
+        _endpoints[key] = _read_endpoint(*key)
+    return _endpoints[key]
+
+
+def _read_endpoint(docker_host, context_name, config_dir):
+    if docker_host:
+        return docker_host, None
+    config_dir = config_dir or os.path.join(os.path.expanduser("~"), ".docker")
+    named_by = "DOCKER_CONTEXT"
+    if not context_name:
+        context_name, named_by = _current_context(config_dir), "the docker config's currentContext"
+    if not context_name or context_name == "default":
+        return DEFAULT_HOST, None
+    # the CLI's context store: contexts/meta/<sha256 of the name>/meta.json, TLS files beside
+    import hashlib
+
+    context_id = hashlib.sha256(context_name.encode()).hexdigest()
+    try:
+        with open(os.path.join(config_dir, "contexts", "meta", context_id, "meta.json"), encoding="utf-8") as handle:
+            endpoint = json.load(handle)["Endpoints"]["docker"]
+        host = endpoint["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EngineUnreachable("docker context %r (%s) does not exist in %s: `docker context ls` lists "
+                                "the contexts" % (context_name, named_by, config_dir)) from None
+    tls_dir = os.path.join(config_dir, "contexts", "tls", context_id, "docker")
+    tls = None
+    if os.path.isdir(tls_dir):
+        tls = {name: os.path.join(tls_dir, name + ".pem") for name in ("ca", "cert", "key")
+               if os.path.exists(os.path.join(tls_dir, name + ".pem"))}
+        tls["verify"] = not endpoint.get("SkipTLSVerify")
+    return host, tls
+
+
+def _current_context(config_dir):
+    try:
+        with open(os.path.join(config_dir, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return config.get("currentContext") if isinstance(config, dict) else None
+
+
+def _tls_of(host):
+    """The TLS files of the default context, for the engine it names."""
+    default, tls = _default_endpoint()
+    return tls if host == default else None
 
 
 def for_step(step):
@@ -68,13 +124,33 @@ def _summary_of(image):
     return {"Id": image["Id"], "Labels": (image.get("Config") or {}).get("Labels") or {}}
 
 
+_RAISE = object()  # Engine._sdk: no value stands for "not found"; raise
+_GONE = object()   # Engine._sdk's answer for "not found", where None is a success
+
+
 class _Closed(Exception):
     """The daemon closed a kept-alive connection."""
+
+
+def _parse_address(host):
+    """The engine address split as urllib does; StepFailed, in one line, for one that
+    no engine could have (`tcp://[::1`, a port past 65535, an unknown scheme)."""
+    try:
+        url = urllib.parse.urlparse(host)
+        url.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError as err:
+        raise StepFailed("engine address %r: %s (expected unix:///path, tcp://host:port or "
+                         "ssh://[user@]host[:port])" % (host, err)) from None
+    if url.scheme not in ("unix", "tcp", "http", "https", "ssh", "npipe"):
+        raise StepFailed("engine address %r: unknown scheme %r (expected unix:///path, tcp://host:port or "
+                         "ssh://[user@]host[:port])" % (host, url.scheme))
+    return url
 
 
 class Engine:
     def __init__(self, host):
         self.host = host
+        self._url = _parse_address(host)
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
         self.warming = False  # that thread was started
@@ -88,6 +164,7 @@ class Engine:
         self._inspect_seconds = 0.0
         self._listing = None   # normalised tag -> {"Id", "Labels"}
         self._stale = set()    # refs forgotten since the listing was read
+        self._info = None
 
     # --- cheap reads, standard library only ---------------------------------
     def inspect_image(self, ref):
@@ -120,7 +197,7 @@ class Engine:
         import docker
 
         try:
-            return self.api.inspect_image(ref) if kind == "images" else self.api.inspect_container(ref)
+            return self._api.inspect_image(ref) if kind == "images" else self._api.inspect_container(ref)
         except docker.errors.NotFound:
             return None
         except self.sdk_errors() as err:
@@ -162,6 +239,85 @@ class Engine:
     def image_labels(self, ref):
         summary = self.image_summary(ref)
         return summary["Labels"] if summary else None
+
+    def info(self):
+        """The engine's GET /info (storage driver, insecure registries...), read once a run."""
+        if self._info is None:
+            try:
+                status, body = self._get("/info")
+            except _NeedsSdk:
+                try:
+                    self._info = self._api.info()
+                except self.sdk_errors() as err:
+                    raise self.failure("info", err) from None
+                return self._info
+            if status != 200:
+                raise StepFailed("engine %s: info answered %d: %s" % (self.host, status, _message(body)))
+            self._info = json.loads(body)
+        return self._info
+
+    def layer_chains(self):
+        """The chain ids of every layer the engine keeps under some image (all=1: the
+        intermediate images of a build hold layers too)."""
+        from .imagetar import chain_ids
+
+        try:
+            status, body = self._get("/images/json?all=1")
+            if status != 200:
+                raise StepFailed("engine %s: image list answered %d: %s" % (self.host, status, _message(body)))
+            image_ids = [image["Id"] for image in json.loads(body)]
+        except _NeedsSdk:
+            try:
+                image_ids = [image["Id"] for image in self._api.images(all=True)]
+            except self.sdk_errors() as err:
+                raise self.failure("image list", err) from None
+        chains = set()
+        for image_id in image_ids:
+            image = self.inspect_image(image_id) or {}
+            chains.update(chain_ids((image.get("RootFS") or {}).get("Layers") or []))
+        return chains
+
+    def registry_is_insecure(self, address):
+        """True where the engine speaks plain HTTP (or unverified TLS) to the registry at
+        `address`, decided as the engine decides: its insecure registries by name, else
+        by the networks of InsecureRegistryCIDRs (127.0.0.0/8 by default) the name
+        resolves into. A loopback address literal needs no question to the engine."""
+        from . import registry_api
+
+        if registry_api.is_loopback(address):
+            return True
+        config = self.info().get("RegistryConfig") or {}
+        index = (config.get("IndexConfigs") or {}).get(address)
+        if index is not None:
+            return not index.get("Secure", True)
+        return registry_api.resolves_into(address, config.get("InsecureRegistryCIDRs") or [])
+
+    def distribution_digest(self, ref, auth_config=None):
+        """The digest the registry holds under `ref`, asked through the engine (which may
+        see a registry this machine cannot reach); None when it has no such tag."""
+        from .registry_api import RegistryDenied, RegistryUnreachable
+
+        try:
+            return self.distribution("inspect %s" % ref, ref, auth_config)["Descriptor"]["digest"]
+        except EngineUnreachable:
+            raise
+        except StepFailed as err:
+            reason = str(err)
+            lowered = reason.lower()
+            if "manifest unknown" in lowered or "not found" in lowered:
+                return None
+            if "unauthorized" in lowered or "denied" in lowered:
+                raise RegistryDenied("registry of %s, asked through the engine %s: %s" % (ref, self.host, reason)) \
+                    from None
+            raise RegistryUnreachable("registry of %s, asked through the engine %s: %s" % (ref, self.host, reason)) \
+                from None
+
+    def uses_containerd_store(self):
+        """True when the engine keeps images in containerd's image store (the default of
+        new Engine 29 installs): its /info says driver-type io.containerd.snapshotter.v1."""
+        status = self.info().get("DriverStatus") or []
+        return any(isinstance(pair, list) and len(pair) == 2 and pair[0] == "driver-type"
+                   and str(pair[1]).startswith("io.containerd.snapshotter") for pair in status)
 
     def ping(self):
         """True when the engine answers /_ping."""
@@ -222,11 +378,11 @@ class Engine:
 
     def _connect(self, timeout):
         """A new socket to the engine; _NeedsSdk for schemes only the SDK speaks."""
-        url = urllib.parse.urlparse(self.host)
+        url = self._url
         if url.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address = url.path
-        elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"):
+        elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY") and not _tls_of(self.host):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             address = (url.hostname, url.port or 2375)
         else:
@@ -255,7 +411,7 @@ class Engine:
             yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
             return
         try:
-            yield from self.api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
+            yield from self._api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
         except self.sdk_errors() as err:
             raise self.failure(what, err) from None
 
@@ -265,7 +421,7 @@ class Engine:
         sock = self._work_socket()
         if sock is None:
             try:
-                self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
+                self._api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
             except self.sdk_errors() as err:
                 raise self.failure(what, err) from None
             return
@@ -321,8 +477,12 @@ class Engine:
             "Set DOCKER_HOST or the step's docker_host to use another engine" % (self.host, why))
 
     # --- the SDK, for work ---------------------------------------------------
+    def prepare_sdk(self):
+        """Make the SDK client now (warmup.py does it in a thread while the engine builds)."""
+        self._sdk_client  # noqa: B018 (the property makes it)
+
     @property
-    def client(self):
+    def _sdk_client(self):
         with self._client_lock:
             if self._client is None:
                 self._client = self._make_client()
@@ -335,13 +495,131 @@ class Engine:
             if self.host == default_host() and os.environ.get("DOCKER_TLS_VERIFY"):
                 # DOCKER_HOST with TLS: the SDK reads DOCKER_CERT_PATH as the docker CLI does.
                 return docker.from_env(version="auto", timeout=600)
-            return docker.DockerClient(base_url=self.host, version="auto", timeout=600)
+            return docker.DockerClient(base_url=self.host, version="auto", timeout=600, tls=self.tls_config())
         except docker.errors.DockerException as err:
             raise self.unreachable(_reason(err)) from None
 
+    # --- verbs for work: the SDK behind them, its errors mapped here, once ------
+    # `what` names the work in the error a user reads ("build_app: tag basic-app").
+    # Lookups of something that is not there return None, as community.docker's
+    # client does (find_image, get_container_by_id); steps never touch the SDK.
+    def tag(self, what, image_id, ref):
+        repository, tag = refs.split_tag(ref)
+        self._sdk(what, "tag", image_id, repository, tag, force=True)
+        self.forget(ref)
+
+    def push(self, what, ref, auth_config=None):
+        """The decoded chunks of the daemon's push stream."""
+        repository, tag = refs.split_tag(ref)
+        return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
+                                            auth_config=auth_config))
+
+    def save(self, what, ref, chunk_size):
+        """The bytes of `docker save REF`, chunk by chunk."""
+        return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))
+
+    def load(self, what, blocks):
+        """POST the tar `blocks` to /images/load; the decoded chunks answered."""
+        return self._stream(what, self._sdk(what, "load_image", blocks))
+
+    def remove_image(self, what, ref, force=False):
+        """The engine's list of what it untagged and deleted, or None when it has no such image."""
+        removed = self._sdk(what, "remove_image", ref, force=force, noprune=False, missing=None)
+        self.forget(ref)
+        return None if removed is None else list(removed or [])
+
+    def history(self, what, ref):
+        return self._sdk(what, "history", ref, missing=None)
+
+    def images(self, what, **options):
+        return self._sdk(what, "images", **options)
+
+    def containers(self, what, **options):
+        return self._sdk(what, "containers", **options)
+
+    def disk_usage(self, what):
+        return self._sdk(what, "df")
+
+    def prune_build_cache(self, what, filters=None):
+        """The bytes the engine freed."""
+        return (self._sdk(what, "prune_builds", filters=filters) or {}).get("SpaceReclaimed") or 0
+
+    def create_volume(self, what, name, labels=None):
+        return self._sdk(what, "create_volume", name, labels=labels)
+
+    def create_container(self, what, image, host_config=None, **options):
+        """The new container's id; `host_config`: the SDK's create_host_config keywords."""
+        if host_config is not None:
+            options["host_config"] = self._api.create_host_config(**host_config)
+        return self._sdk(what, "create_container", image, **options)["Id"]
+
+    def start_container(self, what, container):
+        self._sdk(what, "start", container)
+
+    def wait_container(self, what, container):
+        """The exit status of the container's command, once it ends."""
+        return self._sdk(what, "wait", container).get("StatusCode", 1)
+
+    def container_logs(self, what, container, **options):
+        return self._sdk(what, "logs", container, **options).decode(errors="replace")
+
+    def remove_container(self, what, container, force=True):
+        """True, or None when there was no such container."""
+        removed = self._sdk(what, "remove_container", container, force=force, missing=_GONE)
+        return None if removed is _GONE else True
+
+    def commit(self, what, container, ref, message=None, changes=None):
+        """The new image's id."""
+        repository, tag = refs.split_tag(ref)
+        image_id = self._sdk(what, "commit", container, repository=repository, tag=tag, message=message,
+                             changes=changes)["Id"]
+        self.forget(ref)
+        return image_id
+
+    def get_archive(self, what, container, path):
+        """(tar chunks, stat) of `path` in the container, or None when it has no such path."""
+        found = self._sdk(what, "get_archive", container, path, missing=None)
+        return None if found is None else (self._stream(what, found[0]), found[1])
+
+    def distribution(self, what, ref, auth_config=None):
+        return self._sdk(what, "inspect_distribution", ref, auth_config=auth_config)
+
+    def _sdk(self, what, call, *args, missing=_RAISE, **kwargs):
+        """self._api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
+        `missing` where one is given."""
+        import docker
+
+        try:
+            return getattr(self._api, call)(*args, **kwargs)
+        except docker.errors.NotFound as err:
+            if missing is not _RAISE:
+                return missing
+            raise self.failure(what, err) from None
+        except self.sdk_errors() as err:
+            raise self.failure(what, err) from None
+
+    def _stream(self, what, chunks):
+        """The items of an SDK stream; errors met while reading it are mapped too."""
+        try:
+            yield from chunks
+        except self.sdk_errors() as err:
+            raise self.failure(what, err) from None
+
+    def tls_config(self):
+        """The SDK's TLS settings from the files of the context that names this engine
+        (used as the docker CLI uses them), or False."""
+        tls = _tls_of(self.host)
+        if not tls:
+            return False
+        import docker
+
+        cert = (tls["cert"], tls["key"]) if "cert" in tls and "key" in tls else None
+        return docker.tls.TLSConfig(client_cert=cert, ca_cert=tls.get("ca"), verify=tls["verify"])
+
     @property
-    def api(self):
-        return self.client.api
+    def _api(self):
+        """The SDK's low-level client: for this module only, behind the verbs."""
+        return self._sdk_client.api
 
     def sdk_errors(self):
         """The exception types the SDK raises, for `except engine.sdk_errors() as err`."""

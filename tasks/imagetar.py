@@ -1,11 +1,10 @@
 """Image tars as `docker save` writes them, and the sha256 file beside them.
 
-A save tar holds one folder per layer (`<id>/layer.tar`, `json`, `VERSION`), one
-config `<image id hex>.json` per image and `manifest.json`, which names each
-image's config, tags and layer files in order. The config's `rootfs.diff_ids`
-give each layer's chain id, the key under which an engine keeps a layer: a layer
-whose chain id the target already has need not be shipped (measured on engine 20.10: `docker load`
-skips a layer whose chain it already has without opening its file).
+`manifest.json` names each image's config, tags and layer members in order; the
+config's `rootfs.diff_ids` give each layer's chain id, the key under which an engine
+keeps a layer: a layer whose chain id the target already has need not be shipped
+(measured on engine 20.10: `docker load` skips a layer whose chain it already has
+without opening its file). The three layouts engines write are described at ImageTar.
 """
 import hashlib
 import json
@@ -105,8 +104,27 @@ def is_gzip(path):
         return handle.read(2) == b"\x1f\x8b"
 
 
+# The layouts `docker save` writes. All three carry manifest.json, which every
+# engine's loader reads (engine 20.10 reads nothing else):
+# - legacy (engines up to 24): `<config hex>.json`, layers `<v1 id>/layer.tar`;
+# - OCI (engine 25+): also index.json and oci-layout; config and layers are
+#   `blobs/sha256/<hex>`, layers plain, so a layer's blob digest is its diff_id;
+# - OCI of the containerd image store (engine 29): index.json may point at a nested
+#   image index, layers may be gzip or zstd blobs (blob digest != diff_id), and
+#   attestation manifests (platform unknown/unknown) sit beside the image.
+# Layers are matched to diff_ids by position, through the image config, whatever
+# their compression. An engine with the containerd store names an image by the digest
+# of its index or manifest, not of its config: each image keeps every id it may have.
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+MAX_JSON_MEMBER = 16 << 20  # a manifest, index or config larger than this is no docker save output
+MAX_INDEX_DEPTH = 8
+
+
 class ImageTar:
-    """What a save tar holds: its images (config id, tags, layer files in order)."""
+    """What a save tar holds: its images (config id, other ids, tags, layer members in order)."""
 
     def __init__(self, path):
         import tarfile  # here, not at the top: loading the workflows must stay cheap
@@ -117,38 +135,107 @@ class ImageTar:
             # "r:" (not "r|") reads headers and seeks over contents: cheap on a large plain tar.
             with tarfile.open(path, "r:gz" if self.gzip else "r:") as archive:
                 self.members = archive.getmembers()
-                by_name = {m.name: m for m in self.members}
-                manifest = json.load(archive.extractfile(by_name["manifest.json"]))
-                self.images = []
-                for entry in manifest:
-                    config = json.load(archive.extractfile(by_name[entry["Config"]]))
-                    self.images.append({
-                        "id": "sha256:" + entry["Config"].split("/")[-1][:-len(".json")],
-                        "tags": entry.get("RepoTags") or [],
-                        "layers": entry["Layers"],
-                        "diff_ids": config["rootfs"]["diff_ids"],
-                    })
-        except (tarfile.TarError, KeyError, ValueError, TypeError, EOFError, OSError) as err:
+                self._archive = archive
+                self._by_name = {_clean(m.name): m for m in self.members}
+                self.layout = "oci" if "index.json" in self._by_name else "legacy"
+                self.images = self._images()
+        except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError, EOFError, OSError,
+                RecursionError) as err:
             raise StepFailed("%s is not a readable image tar (docker save output): %s"
-                             % (path, err or type(err).__name__)) from None
+                             % (path, _why(err))) from None
+        finally:
+            self._archive = None
+
+    def _json(self, name):
+        member = self._by_name.get(_clean(name))
+        if member is None:
+            raise ValueError("it has no %s" % name)
+        seen = set()
+        while member.issym() or member.islnk():  # docker save links a layer met twice
+            if member.name in seen:
+                raise ValueError("%s is a link loop" % name)
+            seen.add(member.name)
+            target = member.linkname if member.islnk() else os.path.join(os.path.dirname(member.name), member.linkname)
+            member = self._by_name.get(_clean(target))
+            if member is None:
+                raise ValueError("%s links to %s, which it does not hold" % (name, target))
+        if not member.isreg() or member.size > MAX_JSON_MEMBER:
+            raise ValueError("%s is not a JSON file of at most %d MiB" % (name, MAX_JSON_MEMBER >> 20))
+        return json.loads(self._archive.extractfile(member).read())
+
+    def _images(self):
+        if "manifest.json" not in self._by_name:
+            raise ValueError("it has no manifest.json (an OCI layout alone is no docker save output)")
+        other_ids = self._index_ids() if self.layout == "oci" else {}
+        images = []
+        for entry in self._json("manifest.json"):
+            config_id = _blob_id(entry["Config"])
+            config = self._json(entry["Config"])
+            layers, diff_ids = list(entry["Layers"]), list(config["rootfs"]["diff_ids"])
+            if len(layers) != len(diff_ids) or not all(isinstance(p, str) for p in layers):
+                raise ValueError("%s lists %d layers, its config %d" % (entry["Config"], len(layers), len(diff_ids)))
+            for layer in layers:
+                if _clean(layer) not in self._by_name:
+                    raise ValueError("it has no layer %s" % layer)
+            images.append({
+                "id": config_id,
+                "ids": [config_id] + [i for i in other_ids.get(config_id, []) if i != config_id],
+                "tags": [t for t in entry.get("RepoTags") or [] if isinstance(t, str)],
+                "layers": layers,
+                "diff_ids": diff_ids,
+            })
+        return images
+
+    def _index_ids(self):
+        """config id -> the digests of the indexes and manifests above it in index.json."""
+        ids = {}
+
+        def walk(descriptors, above, depth):
+            if depth > MAX_INDEX_DEPTH:
+                raise ValueError("index.json nests more than %d indexes" % MAX_INDEX_DEPTH)
+            for descriptor in descriptors or []:
+                if _is_attestation(descriptor):
+                    continue
+                digest, media_type = descriptor["digest"], descriptor.get("mediaType")
+                blob = "blobs/" + digest.replace(":", "/", 1)
+                if media_type in INDEX_TYPES:
+                    walk(self._json(blob).get("manifests"), above + [digest], depth + 1)
+                elif media_type in MANIFEST_TYPES:
+                    config_id = self._json(blob)["config"]["digest"]
+                    ids.setdefault(config_id, []).extend(above + [digest])
+
+        walk(self._json("index.json").get("manifests"), [], 0)
+        return ids
 
     def image_ids(self):
-        return [image["id"] for image in self.images]
+        """Every id an engine may report for the images of this tar."""
+        return [image_id for image in self.images for image_id in image["ids"]]
 
     def layer_chains(self):
-        """layer folder -> chain id, for every layer of every image."""
+        """layer member (a legacy layer's folder, or a blob) -> the chain ids it serves."""
         chains = {}
         for image in self.images:
-            for folder, chain in zip([os.path.dirname(p) for p in image["layers"]], chain_ids(image["diff_ids"])):
-                chains[folder] = chain
+            for layer, chain in zip(image["layers"], chain_ids(image["diff_ids"])):
+                chains.setdefault(_layer_member(layer), set()).add(chain)
         return chains
 
-    def ranges_without(self, skip_folders):
-        """Byte ranges of the tar that make a valid tar without those layer folders.
-        Headers (pax/long-name ones included) are kept with their members."""
+    def layers_to_skip(self, present_chains):
+        """The layer members a target that holds `present_chains` does not need: every
+        chain a member serves is there, and no member that is sent links into it."""
+        skip = {member for member, chains in self.layer_chains().items() if chains <= present_chains}
+        for member in self.members:
+            if (member.issym() or member.islnk()) and not _within(_clean(member.name), skip):
+                base = "" if member.islnk() else os.path.dirname(_clean(member.name))
+                target = _clean(os.path.join(base, member.linkname))
+                skip = {kept for kept in skip if not (target == kept or target.startswith(kept + "/"))}
+        return skip
+
+    def ranges_without(self, skip):
+        """Byte ranges of the tar that make a valid tar without the `skip` layer members
+        (from layers_to_skip). Headers (pax/long-name ones included) are kept with their members."""
         ranges = []
         for member in self.members:
-            if member.name.split("/")[0] in skip_folders:
+            if _within(_clean(member.name), skip):
                 continue
             end = member.offset_data + _round_up(member.size if member.isreg() else 0)
             if ranges and ranges[-1][1] == member.offset:
@@ -156,6 +243,43 @@ class ImageTar:
             else:
                 ranges.append((member.offset, end))
         return ranges
+
+
+def _clean(name):
+    return os.path.normpath(name).lstrip("/") if name else name
+
+
+def _blob_id(config_path):
+    """The image id a config member's name gives: `<hex>.json` or `blobs/sha256/<hex>`."""
+    name = os.path.basename(config_path)
+    hex_digest = name[:-len(".json")] if name.endswith(".json") else name
+    if not _is_sha256(hex_digest):
+        raise ValueError("config %s is not named by its sha256" % config_path)
+    return "sha256:" + hex_digest
+
+
+def _layer_member(layer_path):
+    """What goes with a layer: a legacy layer's whole folder (layer.tar, json, VERSION),
+    or the blob itself."""
+    layer_path = _clean(layer_path)
+    return layer_path if layer_path.startswith("blobs/") else os.path.dirname(layer_path)
+
+
+def _within(name, members):
+    return name in members or any(name.startswith(member + "/") for member in members)
+
+
+def _is_attestation(descriptor):
+    platform = descriptor.get("platform") or {}
+    annotations = descriptor.get("annotations") or {}
+    return (annotations.get("vnd.docker.reference.type") == "attestation-manifest"
+            or (platform.get("os"), platform.get("architecture")) == ("unknown", "unknown"))
+
+
+def _why(err):
+    if isinstance(err, KeyError):
+        return "no field %s" % err
+    return str(err) or type(err).__name__
 
 
 def chain_ids(diff_ids):

@@ -7,6 +7,7 @@ its action calls the step kind's run(). Both are module-level (a function and a
 class) holding only the step name, so `doit -n 4 -P process` can hand them to workers.
 """
 import os
+import re
 
 from . import engine, graph, lock, refs, steps, ui, workflow
 from .errors import StepFailed, WorkflowError
@@ -38,6 +39,7 @@ def load(project_dir, override=None, collect=None):
 def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
     problems, producers, producers_below = [], {}, {}
+    broken = {name for flow in workflows_of(all_steps) for name in flow.broken_steps}
     # Each step's inputs once: a build step's are read from its Dockerfile.
     input_keys = {name: [_key(item) for item in _safe(step, "inputs")] for name, step in all_steps.items()}
     for name, step in all_steps.items():
@@ -61,8 +63,11 @@ def dependencies(all_steps):
                 needed.update(producers_below.get(key[1], ()))
         needed.discard(name)  # reading what it makes itself is no dependency; `needs: [self]` is a cycle
         for index, other in enumerate(step.spec.get("needs", [])):
+            if other in broken:
+                continue  # that step's own problem is reported; a fixed file checks this again
             if other not in all_steps:
-                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other, workflow.did_you_mean(other, all_steps)))
+                problems.append("%s: unknown step %r%s" % (step.where("needs", index), other,
+                                                            workflow.did_you_mean(other, set(all_steps) | broken)))
             else:
                 needed.add(other)
         deps[name] = sorted(needed)
@@ -125,14 +130,12 @@ def step_problem_list(all_steps):
     """Each step kind's own load-time checks (paths exist, references are valid)."""
     problems = []
     for step in all_steps.values():
-        check = getattr(steps.module_for(step.kind), "problems", None)
-        if check:
-            try:
-                problems.extend(check(step))
-            except StepFailed:
-                # A value not resolvable yet (${commit} outside a git checkout): that
-                # step reports it when it runs; unrelated steps stay usable.
-                continue
+        try:
+            problems.extend(steps.module_for(step.kind).problems(step))
+        except StepFailed:
+            # A value not resolvable yet (${commit} outside a git checkout): that
+            # step reports it when it runs; unrelated steps stay usable.
+            continue
     return problems
 
 
@@ -161,13 +164,25 @@ def checked_steps(project_dir, override=None, given=None):
     all_steps = load(project_dir, override, collect=problems)
     problems += unknown_variables(all_steps, given or {})
     problems += step_problem_list(all_steps)
+    if any("schedule" in step.spec for step in all_steps.values()):
+        from . import schedule  # imported only then: every run loads this module
+        problems += schedule.schedule_problems(all_steps)  # the check `schedule install` makes
     try:
         deps = dependencies(all_steps)
     except WorkflowError as err:
         problems += err.problems
     if problems:
-        raise WorkflowError(problems)
+        raise WorkflowError(sorted(problems, key=_position))
     return all_steps, deps
+
+
+def _position(problem):
+    """Sort key of a problem: those of the command line first, then file by file in line order."""
+    match = _POSITION_RE.match(problem)
+    return (1, match.group(1), int(match.group(2)), int(match.group(3))) if match else (0, "", 0, 0)
+
+
+_POSITION_RE = re.compile(r"([^:]+):(\d+):(\d+): ")
 
 
 def task_dicts(project_dir, override=None, given=None):
@@ -253,7 +268,7 @@ def run_step(name):
         if verdict.reason:
             ui.say(name, verdict.reason)
         # Shared while steps make things, exclusive for a step kind that removes them (prune).
-        exclusive = getattr(module, "exclusive", lambda _step: False)(step)
+        exclusive = module.exclusive(step)
         with lock.held(_project["dir"], name, exclusive, lock.wait_seconds(step)):
             values = module.run(step, verdict) or {}
     except StepFailed as err:

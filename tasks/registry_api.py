@@ -1,10 +1,10 @@
 """A distribution registry's HTTP API, with the standard library only.
 
 registry_up asks `/v2/` whether the registry answers; push asks
-`/v2/<repository>/manifests/<tag>` which image a tag holds. Like Docker, a registry
-on a loopback address is tried over https without verifying its certificate, then
-over plain http; any other is https, verified (system CAs plus Docker's
-/etc/docker/certs.d/<host:port>/ca.crt).
+`/v2/<repository>/manifests/<tag>` which image a tag holds. Like Docker, an insecure
+registry (on a loopback address, or one the engine lists as insecure: the caller
+says) is tried over https without verifying its certificate, then over plain http;
+any other is https, verified (system CAs plus Docker's /etc/docker/certs.d/<host:port>/ca.crt).
 http.client and ssl are imported where used: step modules import this one when
 doit loads the workflows, and the no-op path must not pay for them (~15 ms).
 """
@@ -44,6 +44,28 @@ def is_loopback(address):
         return False
 
 
+def resolves_into(address, networks):
+    """True when the host of `address` is, or resolves to, an address in one of
+    `networks` (CIDR strings such as the engine's InsecureRegistryCIDRs)."""
+    import socket
+
+    host = split_address(address)[0]
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError, ValueError):
+            return False
+    parsed = []
+    for network in networks:
+        try:
+            parsed.append(ipaddress.ip_network(network, strict=False))
+        except ValueError:
+            continue
+    return any(ip in network for ip in addresses for network in parsed)
+
+
 def split_address(address):
     """("host", port) of "host[:port]"; the port defaults to 443."""
     url = urllib.parse.urlsplit("//" + address)
@@ -68,10 +90,13 @@ def v2_status(address, tls, timeout=2.0):
 class Registry:
     """One registry, e.g. `localhost:5000`; `credentials` is (username, password) or None."""
 
-    def __init__(self, address, credentials=None, timeout=10.0):
+    def __init__(self, address, credentials=None, timeout=10.0, insecure=None):
         self.address = address
         self.credentials = credentials
         self.timeout = timeout
+        # As the engine: an insecure registry (loopback, or listed by the engine) is tried
+        # over https without verifying it, then over plain http; any other is verified https.
+        self.insecure = is_loopback(address) if insecure is None else insecure
         self._scheme = None
         self._token = None
 
@@ -113,12 +138,24 @@ class Registry:
         if not challenge.lower().startswith("bearer"):
             return basic
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        realm = urllib.parse.urlsplit(params.get("realm", ""))
+        try:
+            realm = urllib.parse.urlsplit(params.get("realm", ""))
+            realm_address = "%s:%d" % (realm.hostname, realm.port or (443 if realm.scheme == "https" else 80))
+        except ValueError:
+            realm = realm_address = None
+        if realm is None or realm.scheme not in ("https", "http") or not realm.hostname:
+            raise StepFailed("registry %s: its token realm %r is no http(s) address"
+                             % (self.address, params.get("realm", "")))
+        # The password goes to the realm: never in clear text over a network, and over
+        # TLS verified for the realm's own host unless that host is this machine.
+        realm_is_loopback = is_loopback(realm_address)
+        if realm.scheme != "https" and not realm_is_loopback:
+            raise RegistryDenied("registry %s: its token realm %s is plain http on another host; the credentials "
+                                 "are not sent there" % (self.address, realm.geturl()))
         query = urllib.parse.urlencode({"service": params.get("service", ""),
                                         "scope": "repository:%s:pull" % repository})
-        connection = _connection(realm.hostname, realm.port or (443 if realm.scheme == "https" else 80),
-                                 realm.scheme == "https", verify=not is_loopback(self.address),
-                                 timeout=self.timeout)
+        connection = _connection(realm.hostname, split_address(realm_address)[1], realm.scheme == "https",
+                                 verify=not realm_is_loopback, timeout=self.timeout)
         try:
             connection.request("GET", "%s?%s" % (realm.path or "/", query), headers={"Authorization": basic})
             response = connection.getresponse()
@@ -130,18 +167,25 @@ class Registry:
         if response.status in (401, 403):
             raise RegistryDenied("registry %s: unauthorized: its token service refused the credentials "
                                  "of user %r" % (self.address, self.credentials[0]))
-        answer = json.loads(body)
-        return "Bearer " + (answer.get("token") or answer.get("access_token", ""))
+        try:
+            answer = json.loads(body)
+            token = answer.get("token") or answer.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise StepFailed("registry %s: its token service %s answered %d without a token: %s"
+                             % (self.address, realm.geturl(), response.status, _error_text(body)))
+        return "Bearer " + token
 
     def _request(self, path, headers):
         import http.client
         import ssl
 
-        schemes = [self._scheme] if self._scheme else (["https", "http"] if is_loopback(self.address) else ["https"])
+        schemes = [self._scheme] if self._scheme else (["https", "http"] if self.insecure else ["https"])
         host, port = split_address(self.address)
         last_error = None
         for scheme in schemes:
-            connection = _connection(host, port, scheme == "https", verify=not is_loopback(self.address),
+            connection = _connection(host, port, scheme == "https", verify=not self.insecure,
                                      timeout=self.timeout, ca_file=_docker_ca(self.address))
             try:
                 connection.request("GET", path, headers=headers)
@@ -184,9 +228,11 @@ def _docker_ca(address):
 
 
 def _error_text(body):
+    """The registry's error list as one line, else the start of the body, as text."""
     try:
         errors = json.loads(body).get("errors") or []
-        return "; ".join("%s: %s" % (e.get("code", ""), e.get("message", "")) for e in errors) or body[:200]
-    except (ValueError, AttributeError):
-        return body[:200].decode(errors="replace")
+        joined = "; ".join("%s: %s" % (e.get("code", ""), e.get("message", "")) for e in errors)
+    except (ValueError, AttributeError, TypeError):
+        joined = ""
+    return joined or body[:200].decode(errors="replace")
 

@@ -16,8 +16,9 @@ import os
 from . import files, variables
 from .errors import WorkflowError
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "schemas", "workflow.schema.json")
+# Inside the package, so an installed dockflow finds it; in the repository it is a
+# symlink to schemas/workflow.schema.json, the one source (a wheel holds a copy).
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workflow.schema.json")
 CACHE_FORMAT = b"dockflow-cache-3"  # bump when what is cached changes
 # doit's own commands hide a task of the same name (`doit list` never runs a step).
 DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list",
@@ -27,8 +28,10 @@ DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", 
 class Workflow:
     """One workflow file: its steps, variables and the position of every value."""
 
-    def __init__(self, path, document, marks, override=None):
+    def __init__(self, path, document, marks, override=None, broken_steps=()):
         self.path = path
+        # Steps the schema refused, left out of `steps`: a `needs:` naming one is no unknown step.
+        self.broken_steps = frozenset(broken_steps)
         self.display_path = _shown(os.path.relpath(path))
         self.base_dir = os.path.dirname(path)
         self.marks = marks
@@ -97,8 +100,9 @@ def load_file(path, cache_dir, override=None, collect=None):
         cache_prefix = os.path.basename(path) + "-"
         cache_path = os.path.join(cache_dir, cache_prefix + key + ".json")
         cached = _read_entry(cache_path, secret, written)
+    broken_steps = ()  # a file with any problem is never cached
     if cached is None:
-        document, marks, problems = _parse_and_check(path, raw, schema_raw)
+        document, marks, problems, broken_steps = _parse_and_check(path, raw, schema_raw)
         cached = {"document": document, "marks": marks}
         if problems and collect is None:
             raise WorkflowError(problems)
@@ -108,12 +112,13 @@ def load_file(path, cache_dir, override=None, collect=None):
             _write_entry(cache_path, secret, cached)
             _drop_older_entries(cache_dir, cache_prefix, cache_path)
     marks = {k: tuple(v) for k, v in cached["marks"].items()}
-    return Workflow(os.path.abspath(path), cached["document"], marks, override)
+    return Workflow(os.path.abspath(path), cached["document"], marks, override, broken_steps)
 
 
 def _seal(secret, cache_path, body):
     """The keyed hash an entry carries on its first line: of its name and its JSON."""
-    return hashlib.blake2b(os.path.basename(cache_path).encode() + b"\0" + body, key=secret, digest_size=32).hexdigest().encode()
+    named = os.path.basename(cache_path).encode() + b"\0" + body
+    return hashlib.blake2b(named, key=secret, digest_size=32).hexdigest().encode()
 
 
 def _read_entry(cache_path, secret, yaml_written):
@@ -165,11 +170,13 @@ def _read_schema():
 def _parse_and_check(path, raw, schema_raw):
     display = _shown(os.path.relpath(path))
     document, marks = parse_yaml(display, raw)
-    problems = schema_problems(display, document, marks, json.loads(schema_raw))
-    static = static_problems(display, document, marks)
-    if problems:
-        raise WorkflowError(sorted(problems + static, key=lambda p: _line_and_column(display, p)))
-    return document, marks, static
+    problems, broken_steps = schema_problems(display, document, marks, json.loads(schema_raw))
+    problems = sorted(problems + static_problems(display, document, marks), key=lambda p: _line_and_column(display, p))
+    if broken_steps is None:  # the file's own shape is wrong: none of its steps can be read
+        raise WorkflowError(problems)
+    # A step the schema refuses is left out, so that the other steps still reach the later checks.
+    steps = {name: spec for name, spec in document["steps"].items() if name not in broken_steps}
+    return dict(document, steps=steps), marks, problems, sorted(broken_steps)
 
 
 def parse_yaml(display, raw):
@@ -313,11 +320,13 @@ def schema_problems(display, document, marks, schema):
     # are unknown or required cannot be said before the kind is right.
     kind_errors = [e for e in errors if _is_kind_error(e) or _is_missing_kind(e)]
     steps_without_kind = {_step_of(e) for e in kind_errors}
-    problems = []
+    problems, broken_steps = [], set()
     for error in errors:
         path = [str(p) for p in error.absolute_path]
         if "propertyNames" in error.absolute_schema_path:
             path.append(str(error.instance))  # a bad name: marked where it is written
+        if broken_steps is not None:
+            broken_steps = broken_steps | {path[1]} if len(path) >= 2 and path[0] == "steps" else None
         if _step_of(error) in steps_without_kind and error not in kind_errors:
             continue
         if _is_kind_error(error):
@@ -336,7 +345,9 @@ def schema_problems(display, document, marks, schema):
                                         + did_you_mean(str(field), known)))
             continue
         problems.append(_format(display, marks, path, _schema_message(error)))
-    return problems  # _parse_and_check puts them in the file's order, with the static ones
+    # _parse_and_check puts them in the file's order, with the static ones. broken_steps:
+    # the steps with a problem, or None when one is outside every step.
+    return problems, broken_steps
 
 
 def _step_of(error):

@@ -114,8 +114,8 @@ class Project:
         return [sys.executable, "-m", "doit", *args]
 
     def _doit_env(self, env):
-        return dict(os.environ, PYTHONPATH=REPO, DOCKER_HOST=self.docker_host, PYTHONDONTWRITEBYTECODE="1",
-                    **(env or {}))
+        return {**os.environ, "PYTHONPATH": REPO, "DOCKER_HOST": self.docker_host, "PYTHONDONTWRITEBYTECODE": "1",
+                **(env or {})}
 
 
 @pytest.fixture

@@ -169,5 +169,61 @@ def test_a_command_line_variable_no_workflow_declares_is_refused(proj):
         plan.checked_steps(".", given={"versoin": "2.0.0", "version": "2.0.0", "dry_run": "true"})
     assert caught.value.problems == [
         "command line: versoin=2.0.0: no workflow declares a variable 'versoin' (did you mean 'version'?) "
-        "(variables: dry_run, version)"]
+        "(variables: build_cache, containers, dangling, dry_run, keep_label, keep_last, keep_versions, labels, "
+        "not_labels, older_than, scope, unused, version)"]  # prune's policy fields are switches too
     plan.checked_steps(".", given={"version": "2.0.0", "dry_run": "true"})  # no WorkflowError
+
+
+def test_every_definition_error_at_once_in_line_order(proj):
+    """A kind typo and a reserved name in one step each do not hide the other steps'
+    errors (a missing context, an unknown `needs:`, a cycle, a step kind's own check),
+    and all of them come out in the file's line order."""
+    proj.write("workflows/app/Dockerfile", "FROM scratch\n")
+    proj.write("workflows/flow.yaml", """\
+        steps:
+          build_base:
+            kind: build
+            context: nowhere
+            image: x/base
+          build_app:
+            kind: biuld
+            context: app
+            image: x/app
+          list:
+            kind: tag
+            source: x/app
+            tags: [x/app:1]
+          tag_it:
+            kind: tag
+            source: x/app
+            tags: [x/app:2]
+            needs: [bulid_app, build_app]
+          a: {kind: tag, source: x/b, tags: [x/a]}
+          b: {kind: tag, source: x/a, tags: [x/b]}
+          copy: {kind: copy_out, source: x/app, path: relative, target: out}
+        """)
+    with pytest.raises(WorkflowError) as caught:
+        plan.checked_steps(".")
+    assert caught.value.problems == [
+        "workflows/flow.yaml:4:5: steps.build_base.context: 'nowhere' is not a folder",
+        "workflows/flow.yaml:7:5: steps.build_app.kind: 'biuld' is not a step kind (did you mean 'build'?); "
+        "the kinds: build, import, tag, registry, push, commit, copy_out, save, transfer, load, prune",
+        "workflows/flow.yaml:10:3: steps.list: step name 'list' is a doit command; `doit list` would not run it: "
+        "rename the step",
+        # build_app is broken, not unknown: naming it is no error, and the near miss still finds it
+        "workflows/flow.yaml:18:13: steps.tag_it.needs.0: unknown step 'bulid_app' (did you mean 'build_app'?)",
+        "workflows/flow.yaml:19:3: steps.a: dependency cycle: a -> b -> a",
+        "workflows/flow.yaml:21:41: steps.copy.path: 'relative' must be an absolute path inside the image",
+    ]
+
+
+def test_a_file_whose_own_shape_is_wrong_still_stops_at_its_schema_errors(proj):
+    """Outside every step (here `vars`), nothing of the file can be trusted: its steps are not read."""
+    proj.write("workflows/flow.yaml", """\
+        vars: [not, a, mapping]
+        steps:
+          build_base: {kind: build, context: nowhere, image: x/base}
+        """)
+    with pytest.raises(WorkflowError) as caught:
+        plan.checked_steps(".")
+    assert [p.split(": ")[0] for p in caught.value.problems] == ["workflows/flow.yaml:1:1"]

@@ -1,20 +1,13 @@
-"""The step kinds. Each kind is one module of this package with the same contract:
-
-    outputs(step) -> [("image", ref) | ("file", path)]   what it makes
-    inputs(step)  -> [("image", ref) | ("file", path)]   what it reads
-    problems(step) -> [str]     load-time checks (optional)
-    check(step, saved) -> Verdict   up to date? asks the engine, never a stamp
-    run(step, verdict) -> dict      does the work; the dict is recorded by doit
-    ALWAYS_RUN = True               (optional) never up to date, e.g. prune
-    exclusive(step) -> bool         (optional) hold the project lock alone (a real prune)
-    COMMAND_LINE_SWITCHES = (...)   (optional) `name=value` of doit's command line the
-                                    kind reads itself, e.g. prune's dry_run
-
-A step's inputs that another step outputs make it depend on that step.
-Adding a kind: one module, one line below, its part of the schema, its tests.
-The schema's `kind` enum must equal STEP_KINDS (tests/test_schema.py checks it).
+"""The step kinds: one module of this package per kind, each holding to the contract
+in contract.py (outputs, inputs, problems, check, run, exclusive, ALWAYS_RUN,
+COMMAND_LINE_SWITCHES). Adding a kind: one module, one line in STEP_KINDS, its part
+of the schema, its tests. The schema's `kind` enum must equal STEP_KINDS
+(tests/test_schema.py checks it), and tests/test_contract.py holds every kind to
+the contract.
 """
 import importlib
+
+from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 
 # kind -> module name in this package ("import" is a Python keyword).
 STEP_KINDS = {
@@ -32,15 +25,6 @@ STEP_KINDS = {
 }
 
 
-# Containers a step starts carry this label (value: the project folder), so that
-# prune's `containers: true` can remove the stopped ones a run left behind.
-PROJECT_LABEL = "io.dockflow.project"
-
-
-# Containers a step makes only for a moment (commit, copy_out) carry this label too
-# (value: the step), so that what a killed run left can be told apart.
-TEMPORARY_LABEL = "io.dockflow.temporary"
-
 
 def project_dir():
     """The folder of the project this run loaded (where its workflows/ are)."""
@@ -55,12 +39,12 @@ def module_for(kind):
 
 def always_runs(kind):
     """Is a step of this kind never up to date (ALWAYS_RUN)?"""
-    return getattr(module_for(kind), "ALWAYS_RUN", False)
+    return module_for(kind).ALWAYS_RUN
 
 
 def command_line_switches():
     """The `name=value` switches every kind reads from doit's command line."""
-    return {name for kind in STEP_KINDS for name in getattr(module_for(kind), "COMMAND_LINE_SWITCHES", ())}
+    return {name for kind in STEP_KINDS for name in module_for(kind).COMMAND_LINE_SWITCHES}
 
 
 class Verdict:
@@ -107,28 +91,58 @@ def source_image_id(step, field="source"):
     from .. import engine
     from ..errors import StepFailed
 
-    docker = engine.for_step(step)
-    image_id = docker.image_id(step.get(field))
+    daemon = engine.for_step(step)
+    image_id = daemon.image_id(step.get(field))
     if image_id is None:
         raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
-                         % (step.where(field), step.get(field), docker.host))
+                         % (step.where(field), step.get(field), daemon.host))
     return image_id
 
 
-def create_container(step, docker, source_id, command):
+def create_container(step, daemon, source_id, command):
     """A temporary container of the step's source image (labelled for prune); its id."""
+    labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir(), RUN_LABEL: this_run()}
+    return daemon.create_container("%s: create a container of %s" % (step.name, step.get("source")),
+                                   source_id, command=command, labels=labels)
+
+
+def this_run():
+    """The RUN_LABEL value of this process: host:pid."""
+    import os
+    import socket
+
+    return "%s:%d" % (socket.gethostname(), os.getpid())
+
+
+def run_is_gone(run):
+    """Is the run a RUN_LABEL value names over? Yes for a process of this host that no
+    longer exists, and for no value (a container made before the label); no for
+    another host's run, which this host cannot see."""
+    host, _, pid = (run or "").rpartition(":")
+    if not run:
+        return True
+    return host == this_run().rpartition(":")[0] and pid.isdigit() and process_is_gone(int(pid))
+
+
+def process_is_gone(pid):
+    """Has process `pid` of this host ended?"""
+    import os
+
     try:
-        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
-        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
 
 
-def remove_container(docker, container):
+def remove_container(daemon, container):
     """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
     from .. import ui
+    from ..errors import StepFailed
 
     try:
-        docker.api.remove_container(container, force=True)
-    except docker.sdk_errors() as err:
+        daemon.remove_container("remove temporary container %s" % container[:12], container)
+    except StepFailed as err:
         ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))

@@ -17,7 +17,12 @@ import time
 from .. import engine, refs, ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, sha256_file
-from . import Verdict, image_ref_problems
+from . import Verdict, contract, image_ref_problems
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 # imagetar and progress are imported in the functions that check or run: loading
 # the workflows imports every step module, and it needs neither.
@@ -59,13 +64,13 @@ def check(step, saved):
         images = saved["images"]  # the same file as last time: no need to read its index again
     else:
         try:
-            images = [{"id": i["id"], "tags": i["tags"]} for i in imagetar.ImageTar(tar_path).images]
+            images = [{"id": i["id"], "ids": i["ids"], "tags": i["tags"]} for i in imagetar.ImageTar(tar_path).images]
         except StepFailed:
             _verify(step, tar_path)  # a damaged tar: say so in the checksum's words if it can
             raise
     wanted = _wanted(step, images)
     docker = target(step)
-    missing = [ref for ref, image_id in wanted if _id_on(docker, ref) != image_id]
+    missing = [ref for ref, image_ids in wanted if _id_on(docker, ref) not in image_ids]
     memo = {"files": stats, "images": images, "wanted": wanted}
     if not missing:
         return Verdict(True, memo=memo)
@@ -74,17 +79,22 @@ def check(step, saved):
 
 
 def _wanted(step, images):
-    """[(ref to confirm, image id it must name)]: the step's `image`, else every tag in the tar."""
+    """[(ref to confirm, the ids it may have)]: the step's `image`, else every tag in the tar.
+    An image has more than one id where the target may name it by its manifest's digest."""
     image_ref = step.get("image")
     if image_ref:
         for image in images:
             if any(refs.normalize(t) == refs.normalize(image_ref) for t in image["tags"]):
-                return [(image_ref, image["id"])]
+                return [(image_ref, _ids(image))]
         raise StepFailed("%s: the tar %s holds no image tagged %s (it holds %s)" % (
             step.where("image"), step.path("tar"), image_ref,
             ", ".join(t for i in images for t in i["tags"]) or "untagged images"))
-    return [(tag, image["id"]) for image in images for tag in image["tags"]] + \
-           [(image["id"], image["id"]) for image in images if not image["tags"]]
+    return [(tag, _ids(image)) for image in images for tag in image["tags"]] + \
+           [(image["id"], _ids(image)) for image in images if not image["tags"]]
+
+
+def _ids(image):
+    return image.get("ids") or [image["id"]]  # images recorded before ids were kept have one
 
 
 def _id_on(docker, ref):
@@ -110,11 +120,11 @@ def run(step, verdict):
                                              else _whole(tar_path), bar))
     seconds = time.monotonic() - started
     docker.forget()
-    for ref, image_id in memo["wanted"]:
+    for ref, image_ids in memo["wanted"]:
         now = _id_on(docker, ref)
-        if now != image_id:
+        if now not in image_ids:
             raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
-                step.name, ref, engine.host_for(step), now and now[7:19], image_id[7:19], "; ".join(lines[-3:])))
+                step.name, ref, engine.host_for(step), now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
     layer_count = len(tar.layer_chains())
     ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
         ", ".join(ref for ref, _ in memo["wanted"]), engine.host_for(step), human(shipped), human(full_size),
@@ -140,21 +150,19 @@ def _verify(step, tar_path):
 
 
 def _present_layers(step, docker, tar):
-    """(layer folders the target already has, why none are skipped or "")."""
-    from .. import imagetar
-
+    """(layer members of the tar the target need not get, why the whole tar goes or "")."""
     if step.get("only_missing_layers") is False:
         return set(), "only_missing_layers is false"
     if tar.gzip:
         return set(), "the tar is gzip-compressed"
     try:
-        present = set()
-        for summary in docker.api.images(all=True):
-            image = docker.inspect_image(summary["Id"]) or {}
-            present.update(imagetar.chain_ids((image.get("RootFS") or {}).get("Layers") or []))
-    except (StepFailed,) + docker.sdk_errors() as err:
+        if docker.uses_containerd_store():
+            # containerd's importer reads every blob index.json names, present or not
+            return set(), "the target keeps images in containerd's image store, whose load needs every layer"
+        present = docker.layer_chains()
+    except StepFailed as err:
         return set(), "the target's layers could not be listed (%s)" % err
-    return {folder for folder, chain in tar.layer_chains().items() if chain in present}, ""
+    return tar.layers_to_skip(present), ""
 
 
 def _whole(path):

@@ -5,7 +5,9 @@
 
 Up to date when the registry already holds this image under that tag: its manifest
 (GET /v2/<repository>/manifests/<tag>) names the image's config digest, which is
-the image id, or its digest is among the image's RepoDigests. A version tag that
+the image id, or its digest is among the image's RepoDigests. Plain HTTP is used
+where the engine uses it (loopback, or the engine's insecure registries); a registry
+this machine cannot reach is asked through the engine (GET /distribution/...). A version tag that
 the registry holds with another image is refused unless `force: true`; `latest`
 may move. The daemon reports push failures inside a 200 stream (`errorDetail`):
 those fail the step with the daemon's message. A registry that cannot be reached
@@ -18,7 +20,12 @@ import time
 
 from .. import engine, refs, ui
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems
+from . import Verdict, contract, image_ref_problems
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 # registry_api and progress are imported in the functions that check or push:
 # loading the workflows imports every step module, and a no-op run needs neither.
@@ -90,37 +97,35 @@ def _stored_credentials(registry):
 def check(step, saved):
     from ..registry_api import RegistryUnreachable
 
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
-    image = docker.inspect_image(image_ref)
-    if image is None:
-        raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
-                         % (step.where("image"), image_ref, docker.host))
-    memo = {"image_id": image["Id"]}
+    image = daemon.inspect_image(image_ref)
+    memo = {"image_id": (image or {}).get("Id")}
     try:
-        return _compare(step, image, memo)
+        return _compare(step, daemon, image, memo)
     except RegistryUnreachable as err:
         memo["unreachable"] = str(err)
         return Verdict(False, "pushing %s as %s (the registry does not answer yet: will retry)"
                        % (image_ref, target(step)), memo)
 
 
-def _compare(step, image, memo):
-    """The verdict from the registry's manifest of repository:tag."""
-    from .. import registry_api
-
-    repository, tag = repository_and_tag(step)
-    found = registry_api.Registry(step.get("registry"), credentials(step)).manifest(repository, tag)
+def _compare(step, daemon, image, memo):
+    """The verdict from the digest the registry holds under repository:tag."""
+    if image is None:  # not there at the check, or gone since
+        raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
+                         % (step.where("image"), step.get("image"), daemon.host))
+    found = _registry_digest(step, daemon)
     if found is None:
         return Verdict(False, "pushing %s as %s: the registry has no such tag" % (step.get("image"), target(step)),
                        memo)
-    digest, manifest = found
+    digest, config_digest = found
     memo["registry_digest"] = digest
-    repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == refs.parse(target(step)).name}
-    config_digest = (manifest.get("config") or {}).get("digest")
-    if config_digest == image["Id"] or "%s@%s" % (refs.parse(target(step)).name, digest) in repo_digests:
+    name = refs.parse(target(step)).name
+    repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == name}
+    if config_digest == image["Id"] or "%s@%s" % (name, digest) in repo_digests:
         memo["digest"] = digest
         return Verdict(True, memo=memo)
+    repository, tag = repository_and_tag(step)
     if tag != "latest" and not step.get("force"):
         raise StepFailed("%s: the registry holds %s as another image (%s), not %s (%s); a version tag is "
                          "not replaced: bump the version or set force: true"
@@ -129,11 +134,35 @@ def _compare(step, image, memo):
                    % (step.get("image"), target(step), digest[:19]), memo)
 
 
+def _registry_digest(step, daemon):
+    """(manifest digest, config digest or None) of the registry's repository:tag, or None
+    when it has no such tag. Asked from here, over plain HTTP where the engine would use
+    it; a registry this machine cannot reach is asked through the engine, which may see
+    it (an ssh:// or tcp:// engine elsewhere); RegistryUnreachable when neither can."""
+    from .. import registry_api
+
+    repository, tag = repository_and_tag(step)
+    address = step.get("registry")
+    try:
+        registry = registry_api.Registry(address, credentials(step), insecure=daemon.registry_is_insecure(address))
+        found = registry.manifest(repository, tag)
+    except registry_api.RegistryUnreachable as here:
+        try:
+            digest = daemon.distribution_digest(target(step), _auth_config(step))
+        except registry_api.RegistryUnreachable:
+            raise here from None
+        return None if digest is None else (digest, None)
+    if found is None:
+        return None
+    digest, manifest = found
+    return digest, (manifest.get("config") or {}).get("digest")
+
+
 def run(step, verdict):
     from ..registry_api import RegistryUnreachable
 
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     target_ref = target(step)
     retries = int(step.get("retries", 3))
     attempt = 0
@@ -142,12 +171,12 @@ def run(step, verdict):
         try:
             if memo.get("unreachable"):
                 # The check could not ask the registry: ask now, before pushing (force: false).
-                image = docker.inspect_image(step.get("image"))
-                if _compare(step, image, memo).current:
+                daemon.forget(step.get("image"))
+                if _compare(step, daemon, daemon.inspect_image(step.get("image")), memo).current:
                     ui.say(step.name, "the registry already holds %s" % target_ref)
                     return {"image_id": memo["image_id"], "digest": memo["digest"], "target": target_ref}
                 memo.pop("unreachable")
-            digest = push_image(docker, memo["image_id"], target_ref, _auth_config(step), step.name)
+            digest = push_image(daemon, memo["image_id"], target_ref, _auth_config(step), step.name)
             break
         except RegistryUnreachable as err:
             memo["unreachable"] = str(err)
@@ -159,7 +188,7 @@ def run(step, verdict):
             delay = FIRST_DELAY * 2 ** (attempt - 1)
             ui.warn(step.name, "%s; retrying in %gs (%d of %d)" % (err, delay, attempt, retries))
             time.sleep(delay)
-    docker.forget(target_ref)
+    daemon.forget(target_ref)
     return {"image_id": memo["image_id"], "digest": digest, "target": target_ref}
 
 
@@ -171,22 +200,18 @@ def _auth_config(step):
     return {"username": username, "password": password}
 
 
-def push_image(docker, image_id, target_ref, auth_config, step_name):
+def push_image(daemon, image_id, target_ref, auth_config, step_name):
     """Tag `image_id` as `target_ref` and push it; the digest the daemon reports.
     RegistryUnreachable / RegistryDenied / StepFailed from the daemon's stream."""
-    repository, tag = refs.split_tag(target_ref)
-    try:
-        docker.api.tag(image_id, repository, tag, force=True)
-        stream = docker.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
-        reader = _Progress(step_name, target_ref)
-        with reader:
-            for chunk in stream:
-                error = engine.stream_error(chunk)
-                if error is not None:
-                    raise _stream_error(target_ref, error)
-                reader.update(chunk)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: push of %s" % (step_name, target_ref), err) from None
+    what = "%s: push of %s" % (step_name, target_ref)
+    daemon.tag(what, image_id, target_ref)
+    reader = _Progress(step_name, target_ref)
+    with reader:
+        for chunk in daemon.push(what, target_ref, auth_config):
+            error = engine.stream_error(chunk)
+            if error is not None:
+                raise _stream_error(target_ref, error)
+            reader.update(chunk)
     if not reader.digest:
         raise StepFailed("%s: push of %s ended without a digest from the daemon" % (step_name, target_ref))
     ui.say(step_name, "pushed %s %s (%s)" % (target_ref, reader.digest, reader.summary()))

@@ -1,5 +1,9 @@
 """push against a real engine and a real registry container (made offline from
 Debian's docker-registry, tests/support/registry.py) on free ports, never 5000."""
+import ipaddress
+import socket
+import subprocess
+
 import pytest
 
 from tasks import engine, registry_api
@@ -141,3 +145,76 @@ def test_errors_inside_the_daemon_stream(names, registries, docker_host, docker_
     with pytest.raises(RegistryDenied, match="unauthorized"):
         push.push_image(docker, app_id, guarded, {"username": "lab", "password": "nope"}, "push")
 
+
+
+def loopback_host_name():
+    """This machine's own name, when it resolves into 127.0.0.0/8 (Debian's /etc/hosts
+    maps it so): a registry address that is no loopback literal, yet insecure to the engine."""
+    name = socket.gethostname()
+    try:
+        if ipaddress.ip_address(socket.gethostbyname(name)).is_loopback:
+            return name
+    except (OSError, ValueError):
+        pass
+    pytest.skip("this machine's host name does not resolve to a loopback address")
+
+
+def test_a_plain_http_registry_the_engine_lists_as_insecure_takes_a_push(project, names, registries, docker_cli,
+                                                                         busybox_image):
+    """`NAME:PORT`, NAME resolving to 127.0.0.1: the engine pushes over plain HTTP (its
+    InsecureRegistryCIDRs hold 127.0.0.0/8), so the check must speak it too, as docker push does."""
+    registry = registries.start()
+    address = "%s:%d" % (loopback_host_name(), registry.port)
+    app_id = make_image(docker_cli, busybox_image, names + "/app:1.0.0", "insecure")
+    push_workflow(project, names + "/app:1.0.0", address, retries=0)
+    first = project.doit("push")
+    assert first.returncode == 0, first.output
+    assert "the registry has no such tag" in first.output
+    assert registry_config_digest(registry.address, names + "/app", "1.0.0") == app_id
+    second = project.doit("push")
+    assert second.returncode == 0 and "-- push" in second.output, second.output
+
+
+@pytest.mark.parametrize("info, address, insecure", [
+    ({"RegistryConfig": {"IndexConfigs": {"reg.lan:5000": {"Secure": False}}, "InsecureRegistryCIDRs": []}},
+     "reg.lan:5000", True),
+    ({"RegistryConfig": {"IndexConfigs": {"reg.lan:5000": {"Secure": True}},
+                         "InsecureRegistryCIDRs": ["0.0.0.0/0"]}}, "reg.lan:5000", False),
+    ({"RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["10.231.0.0/16"]}}, "10.231.4.2:5000", True),
+    ({"RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["10.231.0.0/16"]}}, "10.232.4.2:5000", False),
+    ({"RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"]}}, "localhost:5000", True),
+    ({}, "[::1]:5000", True),
+])
+def test_insecure_registries_are_those_the_engine_names(info, address, insecure):
+    """No engine: the decision from a canned /info answer (the real one is asked in the push tests)."""
+    target = engine.Engine("unix:///nonexistent.sock")
+    target._info = info
+    assert target.registry_is_insecure(address) is insecure
+
+
+@pytest.mark.hostb
+def test_a_registry_only_the_engine_sees_is_asked_through_the_engine(project, names, hostb, registry_image,
+                                                                      docker_cli, busybox_image):
+    """A registry inside host B, on host B's own loopback: this machine's 127.0.0.1:PORT is
+    nothing, so the push check asks host B's engine (GET /distribution/...), then pushes there."""
+    for image in (registry_image, busybox_image):
+        if not hostb.docker("images", "-q", image).strip():
+            saved = docker_cli("save", image, input=b"")
+            subprocess.run(["docker", "-H", hostb.docker_host, "load"], input=saved, check=True, capture_output=True)
+    port = free_port()
+    container = names + "-registry"
+    hostb.docker("run", "-d", "--name", container, "-p", "127.0.0.1:%d:5000" % port, registry_image)
+    try:
+        ref = names + "/app:1.0.0"
+        hostb.docker("tag", busybox_image, ref)
+        address = "127.0.0.1:%d" % port
+        push_workflow(project, ref, address, docker_host=hostb.docker_host, retries=1)
+        first = project.doit("push")
+        assert first.returncode == 0, first.output
+        assert "the registry has no such tag" in first.output
+        assert "pushed %s/%s sha256:" % (address, ref) in first.output
+        second = project.doit("push")
+        assert second.returncode == 0 and "-- push" in second.output, second.output
+    finally:
+        hostb.docker("rm", "-f", container, check=False)
+        hostb.docker("rmi", "-f", names + "/app:1.0.0", "127.0.0.1:%d/%s/app:1.0.0" % (port, names), check=False)
