@@ -38,7 +38,7 @@ def test_no_settings_give_batch_mode_and_a_timeout_only():
 
 def test_each_remote_word_is_quoted_for_the_remote_shell():
     argv = ssh.Remote("hostb", "deploy").command("sha256sum", "--", "/srv/my images/a;rm -rf ~.tar")
-    assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "deploy@hostb", "--",
+    assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "deploy@hostb",
                     "sha256sum -- '/srv/my images/a;rm -rf ~.tar'"]
 
 
@@ -139,7 +139,7 @@ def test_a_tunnel_forwards_a_local_socket_to_the_remote_engine_socket(tunnels, t
     assert argv == ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
                     "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222",
                     "-i", str(tmp_path / "id"), "-o", "IdentitiesOnly=yes",
-                    "-L", local_socket + ":/run/docker.sock", "deploy@hostb"]
+                    "-L", local_socket + ":/run/docker.sock", "--", "deploy@hostb"]
 
 
 def test_a_live_tunnel_is_reused_for_the_same_engine_and_settings(tunnels, tmp_path):
