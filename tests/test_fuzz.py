@@ -338,9 +338,6 @@ def test_a_schedule_is_parsed_or_refused_with_a_value_error(text):
         assert calendar.isprintable()
 
 
-@pytest.mark.xfail(reason="tasks/schedule.py reads names and steps unlike cron (reported to the lead): "
-                          "'monday' and 'MONx' are taken for mon (cron compares whole names); "
-                          "'mon/2' means mon,wed,fri,sun and '5/10' means 5,15..55 (cron: a number is no range)")
 @given(text=st.sampled_from(["0 0 * * monday", "0 0 * * MONx", "0 0 1 1 mon/2", "5/10 * * * *"]))
 def test_a_schedule_cron_refuses_or_reads_as_one_value_is_not_stretched(text):
     """Vixie cron's get_number compares a whole word with the three-letter names, and its
@@ -431,7 +428,7 @@ def manifest(**entry):
     return json.dumps([dict({"Config": "c.json", "Layers": []}, **entry)]).encode()
 
 
-# Found by this test; each one a traceback today (tasks/imagetar.py is being rewritten).
+# Found by this test: each one was a traceback before imagetar's rewrite for the newer layouts.
 TAR_TRACEBACKS = [
     tar_of({"manifest.json": None}),                                      # AttributeError: a folder
     tar_of({"c.json": None, "manifest.json": manifest()}),               # AttributeError: a folder
@@ -441,8 +438,6 @@ TAR_TRACEBACKS = [
 ]
 
 
-@pytest.mark.xfail(reason="tasks/imagetar.py (being rewritten by the lead): the TAR_TRACEBACKS examples give "
-                          "AttributeError, TypeError and RecursionError tracebacks instead of StepFailed")
 @given(raw=damaged_tars())
 @example(raw=b"")
 @example(raw=TAR_TRACEBACKS[0])
