@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tasks import files
 
 
@@ -20,3 +22,18 @@ def test_a_write_removes_the_temp_files_of_writers_that_died(tmp_path):
     assert target.read_bytes() == b"whole"
     assert not dead_partial.exists()
     assert live_partial.exists() and other.exists()
+
+
+def test_a_write_that_fails_leaves_no_file_and_no_temp_file(tmp_path):
+    """The block raised: the target keeps what it had (here: nothing, then the old
+    content), and the half-written temp file is gone."""
+    target = tmp_path / "app.tar"
+    for before in (None, b"old"):
+        if before is not None:
+            target.write_bytes(before)
+        with pytest.raises(RuntimeError):
+            with files.atomic_writer(str(target)) as handle:
+                handle.write(b"half")
+                raise RuntimeError("the save failed")
+        assert (target.read_bytes() if target.exists() else None) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ([] if before is None else ["app.tar"])

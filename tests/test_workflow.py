@@ -56,6 +56,22 @@ def test_a_good_file_loads(flows):
     assert step.where("tags", 0) == "workflows/x.yaml:9:12: steps.tag.tags.0"
 
 
+
+def test_where_a_value_is_missing_points_at_its_closest_parent(flows):
+    """A message about a field the step does not have (a default, a missing key) points
+    at the step, or at the document when nothing on the path is known."""
+    flow = flows.load("""
+        steps:
+          tag:
+            kind: tag
+            source: app
+            tags: [a]
+        """)
+    assert flow.steps["tag"].where("platform") == "workflows/x.yaml:3:3: steps.tag.platform"
+    assert flow.steps["tag"].where("tags", 5, "deeper") == "workflows/x.yaml:6:5: steps.tag.tags.5.deeper"
+    assert flow.where("nothing", "here") == "workflows/x.yaml:2:1"  # the document (after its blank line)
+
+
 def test_wrong_type_names_file_line_column_and_path(flows):
     problems = flows.problems("""
         steps:
