@@ -141,7 +141,8 @@ def test_a_lone_exclamation_mark_is_refused(tmp_path, ignore_text):
     """As Docker does ("illegal exclusion pattern"), naming the file and line."""
     root = make_tree(tmp_path, ignore_text)
     line = len(ignore_text.split("\n"))
-    with pytest.raises(StepFailed, match=r"\.dockerignore:%d: illegal exclusion pattern \"!\"" % line):
+    with pytest.raises(StepFailed, match=r"\.dockerignore:%d: illegal exclusion pattern \"!\" \(Docker refuses it too\)$"
+                       % line):
         ours(root)
 
 
@@ -160,6 +161,13 @@ def test_dockerfile_in_an_excluded_folder_is_still_sent(tmp_path):
     files = dockerignore.context_files(root, always=("sub/Dockerfile.app", ".dockerignore"))
     assert "sub/Dockerfile.app" in files
     assert not any(f.startswith("build/") for f in ours(make_tree(tmp_path, "build")))
+
+
+def test_an_always_sent_name_is_read_as_a_path(tmp_path):
+    """`./Dockerfile` is the Dockerfile that `Dockerfile` excludes: it is still sent."""
+    root = make_tree(tmp_path, "Dockerfile\nsub")
+    files = dockerignore.context_files(root, always=("./Dockerfile", "sub//Dockerfile.app"))
+    assert "Dockerfile" in files and "sub/Dockerfile.app" in files
 
 
 def test_symlinked_folder_is_one_entry(tmp_path):
