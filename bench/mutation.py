@@ -226,16 +226,19 @@ class Tree:
         try:
             return "passed" if self.process.wait(timeout) == 0 else "failed"
         except subprocess.TimeoutExpired:
-            self.stop()
             return "hung"
         finally:
+            self.stop()  # and whatever it left running (a mutant may strand a doit)
             self.process = None
 
     def stop(self):
         """Stop the test run under way and every process it started (its own session)."""
         process = self.process
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # all gone already
             process.wait()
 
 
