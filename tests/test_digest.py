@@ -48,6 +48,25 @@ def test_a_step_without_saved_values_hashes_a_file_once(tmp_path, hashed):
     assert json.loads(hash_file(tmp_path).read_text()) == first[1]
 
 
+def test_a_run_that_hashed_nothing_writes_nothing(tmp_path, hashed):
+    """A no-op run reads no file content and leaves the step's hash file as it was."""
+    (tmp_path / "busybox").write_bytes(b"x" * 5000)
+    run(tmp_path, "busybox")
+    written = os.stat(hash_file(tmp_path))
+    run(tmp_path, "busybox")
+    assert hashed == ["busybox"]
+    assert os.stat(hash_file(tmp_path)).st_ino == written.st_ino  # a write would be a new file (os.replace)
+
+
+def test_the_digest_of_the_same_files_is_the_same_in_every_release(tmp_path, hashed):
+    """Saved digests stay valid across an upgrade: a new way of writing it would rebuild
+    every image once."""
+    (tmp_path / "app.py").write_bytes(b"print(1)\n")
+    os.chmod(tmp_path / "app.py", 0o644)
+    assert digest.files_digest(str(tmp_path), ["app.py"])[0] == \
+        "sha256:80699a25d572258ffa92df2b91c556c67d3abcf6e49d047abf8b72964c1e6495"
+
+
 def test_changed_content_is_hashed_again(tmp_path, hashed):
     (tmp_path / "app.bin").write_bytes(b"aaaa")
     before, _ = run(tmp_path, "app.bin")
@@ -192,6 +211,7 @@ def test_changed_files_ignores_stats_that_do_not_reach_the_build():
     (0o100644, 0o100755, True),   # made executable
     (0o100755, 0o100744, True),   # no longer executable by its group and others
     (0o100644, 0o100645, True),   # executable by others only
+    (0o100666, 0o100666, False),  # the same mode
 ])
 def test_changed_files_names_a_file_whose_executable_bits_changed(old_mode, new_mode, changed):
     assert digest.changed_files({"run.sh": entry("c", old_mode)}, {"run.sh": entry("c", new_mode)}) == \
