@@ -329,10 +329,16 @@ def main(argv=None):
         raise SystemExit("mutation: not in [tool.dockflow.mutation.modules]: %s" % ", ".join(sorted(unknown)))
     harmless = {(e["module"], e["mutant"]): e["why"] for e in config.get("harmless", [])}
 
-    sampled = {}
+    sampled, every_name = {}, set()
     for module in chosen:
         with open(os.path.join(REPO, module), encoding="utf-8") as handle:
-            sampled[module] = sample(mutants_of(module, handle.read()), seed, cap)
+            mutants = mutants_of(module, handle.read())
+        every_name |= {(module, m.name) for m in mutants}
+        sampled[module] = sample(mutants, seed, cap)
+    for module, name in sorted(harmless):
+        if module in chosen and (module, name) not in every_name:
+            print("note: the harmless list names no mutant of today's code (changed or gone): %s  %s"
+                  % (module, name), file=sys.stderr)
     if args.list:
         for module in chosen:
             for mutant in sampled[module]:
