@@ -224,12 +224,24 @@ class Tree:
         self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            return "passed" if self.process.wait(timeout) == 0 else "failed"
-        except subprocess.TimeoutExpired:
-            return "hung"
+            ended = self._ended_within(timeout)
         finally:
             self.stop()  # and whatever it left running (a mutant may strand a doit)
-            self.process = None
+        code, self.process = self.process.returncode, None
+        return "hung" if not ended else "passed" if code == 0 else "failed"
+
+    def _ended_within(self, timeout):
+        """Whether the shell ended in time. It is left unreaped, so that its process
+        group's id cannot go to another process before stop() signals the group."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        except ChildProcessError:
+            pass  # reaped by stop() (Ctrl-C)
+        return True
 
     def stop(self):
         """Stop the test run under way and every process it started (its own session)."""
