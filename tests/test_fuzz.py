@@ -429,7 +429,7 @@ def manifest(**entry):
     return json.dumps([dict({"Config": "c.json", "Layers": []}, **entry)]).encode()
 
 
-# Found by this test: each one gave a traceback before tasks/imagetar.py's rewrite.
+# Found by this test: each one was a traceback before imagetar's rewrite for the newer layouts.
 TAR_TRACEBACKS = [
     tar_of({"manifest.json": None}),                                      # AttributeError: a folder
     tar_of({"c.json": None, "manifest.json": manifest()}),               # AttributeError: a folder

@@ -158,5 +158,5 @@ def test_a_tunnel_that_cannot_connect_says_why_in_ssh_words(tunnels, tmp_path):
 
 
 def test_an_address_without_a_host_is_refused(tunnels, tmp_path):
-    with pytest.raises(StepFailed, match="ssh:///var/run/docker.sock: not an ssh://"):
+    with pytest.raises(StepFailed, match="'ssh:///var/run/docker.sock': not an ssh://"):
         ssh.tunnel("ssh:///var/run/docker.sock", None, str(tmp_path), "/var/run/docker.sock")
