@@ -110,9 +110,9 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
         url = urllib.parse.urlparse(docker_host)
         hostname, port = url.hostname, url.port
     except ValueError as err:  # `ssh://[::1`, a port out of range
-        raise StepFailed("%s: not an ssh://[user@]host[:port] address: %s" % (docker_host, err)) from None
+        raise StepFailed("%r: not an ssh://[user@]host[:port] address: %s" % (docker_host, err)) from None
     if not hostname:
-        raise StepFailed("%s: not an ssh://[user@]host[:port] address" % docker_host)
+        raise StepFailed("%r: not an ssh://[user@]host[:port] address" % docker_host)
     remote = Remote(hostname, url.username, settings, base_dir, port=port)
     import tempfile  # here, not at the top: loading the workflows must stay cheap
 
