@@ -19,6 +19,7 @@ compares both with what the docker CLI really sends.
 import os
 import posixpath
 import re
+import warnings
 
 from .errors import StepFailed
 
@@ -122,7 +123,11 @@ def _compile(pattern):
             regex, kind = regex + char, "regex"
         else:
             regex += char
-    return kind, (re.compile(regex + r"\Z") if kind == "regex" else None)
+    if kind != "regex":
+        return kind, None
+    with warnings.catch_warnings():  # `[?` reads as a possible nested set to re: a FutureWarning, not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        return kind, re.compile(regex + r"\Z")
 
 
 def is_excluded(relpath, patterns):
