@@ -9,6 +9,8 @@
     exclusive(step) -> bool         (optional) hold the project lock alone (a real prune)
     COMMAND_LINE_SWITCHES = (...)   (optional) `name=value` of doit's command line the
                                     kind reads itself, e.g. prune's dry_run
+    IMAGES_FROM_REGISTRY = True     (optional) its input images come from a registry, not
+                                    from its engine (pull): no engine-crossing check
 
 A step's inputs that another step outputs make it depend on that step.
 Adding a kind: one module, one line below, its part of the schema, its tests.
@@ -28,6 +30,7 @@ STEP_KINDS = {
     "save": "save",
     "transfer": "transfer",
     "load": "load",
+    "pull": "pull",
     "prune": "prune",
 }
 
