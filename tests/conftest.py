@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import dockerd
 from tests.support.registry import registries, registry_image  # noqa: F401 (fixtures)
-from tests.support.hostb import hostb  # noqa: F401 (fixture)
+from tests.support.hostb import hostb, hosts  # noqa: F401 (fixtures)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSYBOX = "/bin/busybox"
