@@ -99,7 +99,7 @@ def _engine_crossings(all_steps, input_keys, makers):
         host = _engine_host(step)
         if host is None or getattr(steps.module_for(step.kind), "IMAGES_FROM_REGISTRY", False):
             continue
-        for key in input_keys[name]:
+        for key in (key for key in input_keys[name] if key[0] == "image"):  # files are this machine's
             others = [all_steps[other] for other in makers.get(key, ()) if other != name]
             hosts = [_engine_host(other) for other in others]
             if others and None not in hosts and host not in hosts:
@@ -112,6 +112,8 @@ def _engine_crossings(all_steps, input_keys, makers):
 
 def _shown_ref(normalized):
     ref = refs.parse(normalized)
+    if ref is None:
+        return normalized
     return "%s@%s" % (ref.name, ref.digest) if ref.digest else "%s:%s" % (ref.name, ref.tag)
 
 

@@ -56,11 +56,14 @@ def test_a_build_from_an_image_made_on_another_engine_names_both_steps(proj):
         "unix:///nonexistent/docker.sock first"]
 
 
-def test_a_pull_reads_the_registry_not_an_engine(proj):
+def test_a_pull_reads_the_registry_and_a_load_a_file_not_an_engine(proj):
     """The push made the image on this engine and in the registry; the pull's hosts reach
-    the registry: no engine-crossing, and the pull comes after the push."""
+    the registry: no engine-crossing, and the pull comes after the push. Files are this
+    machine's: a load elsewhere of a tar saved here is no crossing either."""
     proj.write("workflows/lab.yaml", """
         steps:
+          save: {kind: save, image: "lab/app:1", tar: app.tar}
+          load: {kind: load, tar: app.tar, docker_hosts: ["ssh://root@b", "ssh://root@c"]}
           push: {kind: push, image: "lab/app:1", registry: "10.0.0.1:5000"}
           pull:
             kind: pull
@@ -70,7 +73,7 @@ def test_a_pull_reads_the_registry_not_an_engine(proj):
         vars: {host_a: a}
         """)
     all_steps, deps = plan.checked_steps(".")
-    assert deps["pull"] == ["push"]
+    assert deps["pull"] == ["push"] and deps["load"] == ["save"]
 
 
 # --- real hosts ------------------------------------------------------------------------
@@ -122,6 +125,8 @@ def image_ids(hosts, ref):
 def test_fan_out_load_each_host_its_own_missing_layers(project, names, busybox_image, docker_cli, clean_hosts,
                                                         tmp_path):
     hosts = clean_hosts
+    for host in hosts:  # cold: no layer of an earlier test left there
+        host.docker("image", "prune", "--all", "--force")
     ref = names + "/app:1"
     build_app(docker_cli, busybox_image, ref, text="one", folder=str(tmp_path / "ctx"))
     copy_image(docker_cli, busybox_image, hosts[1].docker_host)  # one host has the base already
