@@ -108,7 +108,10 @@ def check(step, saved):
     docker = engine.for_step(step)
     context = step.path("context")
     inside = _dockerfile_in_context(step)
-    relpaths = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p))
+    folders = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
+    files = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p),
+                                       folders=folders)
+    relpaths = sorted(files + folders)
     # A Dockerfile from outside the context is an input too, hashed like the files
     # (as ../path), though the context sent holds it under another name.
     hashed = relpaths if inside else relpaths + [os.path.relpath(dockerfile_path(step), context)]
