@@ -522,6 +522,12 @@ class Engine:
         return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
                                             auth_config=auth_config))
 
+    def pull(self, what, ref, auth_config=None):
+        """The decoded chunks of the daemon's pull stream."""
+        repository, tag = refs.split_tag(ref)
+        return self._stream(what, self._sdk(what, "pull", repository, tag=tag, stream=True, decode=True,
+                                            auth_config=auth_config))
+
     def save(self, what, ref, chunk_size):
         """The bytes of `docker save REF`, chunk by chunk."""
         return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))

@@ -72,8 +72,8 @@ def check(step, saved):
 
 def _missing_on(step, host, wanted):
     """The refs of `wanted` that the engine at `host` lacks (or has as another image)."""
-    docker = engine.for_step(step, host)
-    return [ref for ref, image_ids in wanted if docker.image_id(ref) not in image_ids]
+    daemon = engine.for_step(step, host)
+    return [ref for ref, image_ids in wanted if daemon.image_id(ref) not in image_ids]
 
 
 def _wanted(step, images):
@@ -135,12 +135,12 @@ def _plan(step, host, tar):
     """What the target at `host` gets: the byte ranges of the tar, and why it gets all of it."""
     from .. import imagetar
 
-    docker = engine.for_step(step, host)
-    skip, why_full = _present_layers(step, docker, tar)
+    daemon = engine.for_step(step, host)
+    skip, why_full = _present_layers(step, daemon, tar)
     full_size = os.path.getsize(tar.path)
     ranges = tar.ranges_without(skip) if skip else [(0, full_size)]
     shipped = sum(end - start for start, end in ranges) + (2 * imagetar.BLOCK if skip else 0)
-    return {"docker": docker, "skip": skip, "why_full": why_full, "ranges": ranges, "shipped": shipped,
+    return {"daemon": daemon, "skip": skip, "why_full": why_full, "ranges": ranges, "shipped": shipped,
             "full_size": full_size, "layers": len(tar.layer_chains())}
 
 
@@ -154,19 +154,19 @@ def _load(step, plan, wanted, blocks):
     """Send one target its blocks, confirm its image ids, and say so in one line."""
     from ..progress import human
 
-    docker = plan["docker"]
+    daemon = plan["daemon"]
     started = time.monotonic()
-    lines = _send(step, docker, blocks)
+    lines = _send(step, daemon, blocks)
     seconds = time.monotonic() - started
-    docker.forget()
+    daemon.forget()
     for ref, image_ids in wanted:
-        now = docker.image_id(ref)
+        now = daemon.image_id(ref)
         if now not in image_ids:
             raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
-                step.name, ref, docker.host, now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
+                step.name, ref, daemon.host, now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
     shipped, full_size, layers = plan["shipped"], plan["full_size"], plan["layers"]
     ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
-        ", ".join(ref for ref, _ in wanted), docker.host, human(shipped), human(full_size),
+        ", ".join(ref for ref, _ in wanted), daemon.host, human(shipped), human(full_size),
         100.0 * shipped / max(full_size, 1), layers - len(plan["skip"]), layers, seconds,
         "; whole tar: " + plan["why_full"] if plan["why_full"] else ""))
 
@@ -186,17 +186,17 @@ def _verify(step, tar_path):
     return actual
 
 
-def _present_layers(step, docker, tar):
+def _present_layers(step, daemon, tar):
     """(layer members of the tar the target need not get, why the whole tar goes or "")."""
     if step.get("only_missing_layers") is False:
         return set(), "only_missing_layers is false"
     if tar.gzip:
         return set(), "the tar is gzip-compressed"
     try:
-        if docker.uses_containerd_store():
+        if daemon.uses_containerd_store():
             # containerd's importer reads every blob index.json names, present or not
             return set(), "the target keeps images in containerd's image store, whose load needs every layer"
-        present = docker.layer_chains()
+        present = daemon.layer_chains()
     except StepFailed as err:
         return set(), "the target's layers could not be listed (%s)" % err
     return tar.layers_to_skip(present), ""
@@ -213,21 +213,18 @@ def _counted(blocks, bar):
         yield block
 
 
-def _send(step, docker, blocks):
+def _send(step, daemon, blocks):
     """POST the blocks to /images/load; the engine's lines, or StepFailed with its error."""
     lines = []
-    try:
-        for chunk in docker.api.load_image(blocks):
-            # an error inside the stream, or an HTTP error body ({"message": ...})
-            error = engine.stream_error(chunk)
-            if error is None and set(chunk) == {"message"}:
-                error = chunk["message"]
-            if error is not None:
-                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, docker.host, error))
-            text = (chunk.get("stream") or "").strip()
-            if text:
-                lines.append(text)
-                ui.detail(text)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: load into %s" % (step.name, docker.host), err) from None
+    for chunk in daemon.load("%s: load into %s" % (step.name, daemon.host), blocks):
+        # an error inside the stream, or an HTTP error body ({"message": ...})
+        error = engine.stream_error(chunk)
+        if error is None and set(chunk) == {"message"}:
+            error = chunk["message"]
+        if error is not None:
+            raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, daemon.host, error))
+        text = (chunk.get("stream") or "").strip()
+        if text:
+            lines.append(text)
+            ui.detail(text)
     return lines

@@ -67,17 +67,17 @@ def check(step, saved):
 def _state_on(step, host, image_ref, auth_config):
     """(the digest the registry holds under image_ref as the engine at `host` sees it,
     whether that engine's image of that name carries it)."""
-    docker = engine.for_step(step, host)
-    digest = docker.distribution_digest(image_ref, auth_config)
+    daemon = engine.for_step(step, host)
+    digest = daemon.distribution_digest(image_ref, auth_config)
     if digest is None:
         raise StepFailed("%s: the registry has no %s (asked through the engine %s): push it first"
-                         % (step.where("image"), image_ref, docker.host))
-    return digest, _carries(docker, image_ref, digest)
+                         % (step.where("image"), image_ref, daemon.host))
+    return digest, _carries(daemon, image_ref, digest)
 
 
-def _carries(docker, image_ref, digest):
+def _carries(daemon, image_ref, digest):
     """Does the engine's image named image_ref list name@digest among its RepoDigests?"""
-    image = docker.inspect_image(image_ref) or {}
+    image = daemon.inspect_image(image_ref) or {}
     return "%s@%s" % (refs.parse(image_ref).name, digest) in (image.get("RepoDigests") or [])
 
 
@@ -114,26 +114,22 @@ def _pull(step, host, image_ref, auth_config, stopping):
     """docker pull on the engine at `host`; the digest it now carries. Says so in one line."""
     from ..progress import human
 
-    docker = engine.for_step(step, host)
-    repository, tag = refs.split_tag(image_ref)
+    daemon = engine.for_step(step, host)
+    what = "%s: pull of %s on %s" % (step.name, image_ref, daemon.host)
     started = time.monotonic()
     reader = _PullStream()
-    try:
-        for chunk in fanout.checked(docker.api.pull(repository, tag=tag, stream=True, decode=True,
-                                                    auth_config=auth_config), stopping):
-            error = engine.stream_error(chunk)
-            if error is not None:
-                raise StepFailed("%s: pull of %s on %s: %s" % (step.name, image_ref, docker.host, error))
-            reader.update(chunk)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: pull of %s on %s" % (step.name, image_ref, docker.host), err) from None
+    for chunk in fanout.checked(daemon.pull(what, image_ref, auth_config), stopping):
+        error = engine.stream_error(chunk)
+        if error is not None:
+            raise StepFailed("%s: %s" % (what, error))
+        reader.update(chunk)
     seconds = time.monotonic() - started
-    docker.forget(image_ref)
-    if not reader.digest or not _carries(docker, image_ref, reader.digest):
+    daemon.forget(image_ref)
+    if not reader.digest or not _carries(daemon, image_ref, reader.digest):
         raise StepFailed("%s: after the pull, %s on %s does not carry the registry's digest %s" % (
-            step.name, image_ref, docker.host, reader.digest or "(the engine named none)"))
+            step.name, image_ref, daemon.host, reader.digest or "(the engine named none)"))
     ui.say(step.name, "pulled %s into %s: fetched %d layer%s (%s), %d already there, in %.1f s (%s)" % (
-        image_ref, docker.host, reader.fetched(), "s" * (reader.fetched() != 1), human(reader.fetched_bytes()),
+        image_ref, daemon.host, reader.fetched(), "s" * (reader.fetched() != 1), human(reader.fetched_bytes()),
         reader.present(), seconds, reader.digest[:19]))
     return reader.digest
 
