@@ -214,3 +214,42 @@ def test_build_on_host_b_over_ssh_then_save_it_from_the_same_engine(project, nam
     third = project.doit("save")  # the check asks host B's engine: gone there, built again
     assert third.returncode == 0, third.output
     assert "building %s: the engine has no such image" % ref in third.output
+
+
+@pytest.mark.engine
+@pytest.mark.hostb
+def test_fan_out_transfer_one_host_refusing_the_key_then_a_rerun_copies_only_there(
+        project, names, busybox_image, docker_cli, clean_hosts, tmp_path):
+    hosts = clean_hosts
+    ref = names + "/app:1"
+    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
+    drops = ["%s/%s/" % (host.root, names) for host in hosts]  # the hosts share this machine's files
+    settings = hosts[0].ssh_settings
+    project.workflow("""
+        steps:
+          save: {kind: save, image: %s, tar: ../out/app.tar}
+          transfer:
+            kind: transfer
+            tar: ../out/app.tar
+            destinations: [%s]
+            parallel: 3
+            ssh: {identity_file: %s, strict_host_key_checking: "no", known_hosts_file: %s}
+        """ % (ref, ", ".join("root@%s:%s" % (host.address, drop) for host, drop in zip(hosts, drops)),
+               settings["identity_file"], settings["known_hosts_file"]))
+    hosts[1].refuse_key()
+    broken = project.doit("transfer")
+    assert broken.returncode == 1, broken.output
+    assert "Traceback" not in broken.output
+    failure = broken.output[broken.output.index("1 of 3 targets failed"):]
+    assert "root@%s:%sapp.tar: " % (hosts[1].address, drops[1]) in failure and "Permission denied" in failure
+    copied = re.findall(r"copied app.tar to root@(\S+?):", broken.output)
+    assert sorted(copied) == sorted([hosts[0].address, hosts[2].address]), broken.output
+    hosts[1].refuse_key(False)
+    mended = project.doit("transfer")
+    assert mended.returncode == 0, mended.output
+    assert re.findall(r"copied app.tar to root@(\S+?):", mended.output) == [hosts[1].address], mended.output
+    with open(project.path("out/app.tar"), "rb") as tar:
+        saved = tar.read()
+    for drop in drops:
+        with open(drop + "app.tar", "rb") as landed:
+            assert landed.read() == saved
