@@ -19,7 +19,7 @@ import time
 
 from .. import engine, fanout, refs, ui
 from ..errors import StepFailed
-from ..files import CHUNK, sha256_file
+from ..files import CHUNK
 from . import Verdict, image_ref_problems
 
 # imagetar and progress are imported in the functions that check or run: loading
@@ -172,14 +172,16 @@ def _load(step, plan, wanted, blocks):
 
 
 def _verify(step, tar_path):
-    """The tar's sha256, read now; StepFailed unless it equals the one recorded beside it."""
+    """The tar's sha256; StepFailed unless it equals the one recorded beside it. Read
+    again unless the save that wrote it (or an earlier read) learnt it and the file's
+    size, ctime, inode and mode are still those: any write since changes its ctime."""
     from .. import imagetar
 
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is None:
         raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
                          % (step.name, imagetar.sidecar_path(tar_path)))
-    actual = sha256_file(tar_path)
+    actual = imagetar.cached_sha256(tar_path)[0]
     if actual != recorded:
         raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
                          "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))

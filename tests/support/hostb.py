@@ -197,8 +197,11 @@ def _needs_tools():
 
 def start_hosts(roots, first_number=0, identity_file=None):
     """Started hosts, one per root folder, numbered from first_number, all accepting
-    `identity_file`; started side by side (each waits on its dockerd). Stop them with
-    stop_hosts, whatever happens."""
+    `identity_file` (default: a key made in the first root); started side by side (each
+    waits on its dockerd). Stop them with stop_hosts, whatever happens."""
+    identity_file = identity_file or os.path.join(roots[0], "id_ed25519")
+    if not os.path.exists(identity_file):
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", identity_file)
     made = [HostB(root, first_number + offset, identity_file) for offset, root in enumerate(roots)]
     with ThreadPoolExecutor(max_workers=len(made)) as pool:
         started = [pool.submit(host.start) for host in made]

@@ -39,14 +39,19 @@ def lab_registry_step(cache_dir):
 @pytest.fixture(scope="session")
 def registry_image(docker_cli, tmp_path_factory):
     """`dockflow-test/registry:2`, rebuilt when the lab's registry_image step changes."""
-    scratch = tmp_path_factory.mktemp("registry-image")
-    step = lab_registry_step(str(scratch / "cache"))
+    return make_registry_image(docker_cli, tmp_path_factory.mktemp("registry-image"))
+
+
+def make_registry_image(docker_cli, scratch):
+    """IMAGE, made in the engine `docker_cli` runs against unless it is there already
+    (scratch: a folder for the rootfs tar); also for the benches."""
+    step = lab_registry_step(os.path.join(str(scratch), "cache"))
     digest = import_rootfs.input_digest(step, {})[0]
     found = docker_cli("image", "inspect", "-f", '{{index .Config.Labels "%s"}}' % INPUTS_LABEL, IMAGE,
                        check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return IMAGE
-    tar_path = import_rootfs._pack(step, str(scratch / "rootfs.tar"))
+    tar_path = import_rootfs._pack(step, os.path.join(str(scratch), "rootfs.tar"))
     changes = []
     for change in step.get("changes") + ['LABEL %s="%s"' % (INPUTS_LABEL, digest)]:
         changes += ["-c", change]
