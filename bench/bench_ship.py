@@ -35,6 +35,7 @@ sys.path.insert(0, REPO)
 
 from tasks.progress import human  # noqa: E402
 from tests.support.hostb import HostB, ssh_fields, start_hosts, stop_hosts  # noqa: E402
+from tests.support.shipping import save_and_load  # noqa: E402
 from tests.support.registry import free_port, make_registry_image, wait_answers  # noqa: E402
 
 BASE = "dockflow-bench/busybox:1"
@@ -120,28 +121,20 @@ def bench_save(work, runs, size_mib):
     sh("docker", "rmi", big)
 
 
-def bench_load(work, runs, hostb):
+def app_base(work, mib):
+    """dockflow-bench/appbase:1: the base an app is built on, `mib` MiB of random bytes."""
     base = "dockflow-bench/appbase:1"
-    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=64\n" % base_image(work))
+    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=%d\n" % (base_image(work), mib))
+    return base
+
+
+def bench_load(work, runs, hostb):
+    base = app_base(work, 64)
     with subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE) as saving:
         subprocess.run(["docker", "-H", hostb.docker_host, "load", "-q"], stdin=saving.stdout, check=True,
                        capture_output=True)
     app = "dockflow-bench/app:1"
-    s = hostb.ssh_settings
-    root = project(work, "load", """
-        steps:
-          save:
-            kind: save
-            image: %s
-            tar: ../out/app.tar
-          load:
-            kind: load
-            tar: ../out/app.tar
-            image: %s
-            docker_host: ssh://root@%s
-            remote_socket: %s
-            ssh: {identity_file: %s, strict_host_key_checking: "no", known_hosts_file: %s}
-        """ % (app, app, hostb.address, hostb.socket, s["identity_file"], s["known_hosts_file"]))
+    root = project(work, "load", save_and_load(app, ssh_fields([hostb])))
     dockerfile = "FROM %s\nCOPY index.html /index.html\n" % base
     ours, theirs = [], []
     for run in range(runs):
@@ -190,18 +183,8 @@ class Lab:
         self.app = "dockflow-bench/app:1"
         self.version = 0
         at_hosts = "%s:%d" % (hosts[0].address_a, registry_port)
-        self.load_root = project(work, "many-load-%d" % len(hosts), """
-            steps:
-              save:
-                kind: save
-                image: %s
-                tar: ../out/app.tar
-              load:
-                kind: load
-                tar: ../out/app.tar
-                image: %s
-                parallel: %d%s
-            """ % (self.app, self.app, parallel, ssh_fields(hosts, 16)))
+        self.load_root = project(work, "many-load-%d" % len(hosts),
+                                 save_and_load(self.app, "\n    parallel: %d%s" % (parallel, ssh_fields(hosts))))
         self.registry_root = project(work, "many-registry-%d" % len(hosts), """
             steps:
               push:
@@ -250,9 +233,7 @@ class Lab:
 
 
 def bench_many(work, runs, host_counts, base_mib, rate):
-    base = "dockflow-bench/appbase:1"
-    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=%d\n"
-          % (base_image(work), base_mib))
+    base = app_base(work, base_mib)
     make_registry_image(cli, os.path.join(work, "registry-image"))
     hosts, registry = [], "dockflow-bench-registry-%d" % os.getpid()
     try:

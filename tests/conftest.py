@@ -76,6 +76,16 @@ def names(docker_cli):
         docker_cli("rmi", "-f", *refs, check=False)
 
 
+@pytest.fixture
+def app(names, busybox_image, docker_cli, tmp_path):
+    """`NAMES/app:1`, a small image on the busybox base (tests/support/shipping.build_app)."""
+    from tests.support.shipping import build_app
+
+    ref = names + "/app:1"
+    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
+    return ref
+
+
 class Project:
     """A throwaway project: a dodo.py of two lines, workflows/, and `doit` to run it."""
 

@@ -9,7 +9,7 @@ import pytest
 from tasks import plan
 from tasks.errors import WorkflowError
 from tests.support.hostb import ssh_fields
-from tests.support.shipping import build_app, copy_image, tar_image_id
+from tests.support.shipping import build_app, copy_image, save_and_load, tar_image_id
 
 
 # --- definitions, no engine ----------------------------------------------------------
@@ -94,17 +94,7 @@ def clean_hosts(hosts, names):
 
 
 def ship_flow(project, ref, hosts, extra=""):
-    project.workflow("""
-        steps:
-          save:
-            kind: save
-            image: %s
-            tar: ../out/app.tar
-          load:
-            kind: load
-            tar: ../out/app.tar
-            image: %s%s%s
-        """ % (ref, ref, ssh_fields(hosts, 12), extra))
+    project.workflow(save_and_load(ref, ssh_fields(hosts) + extra))
 
 
 def loaded_lines(output):
@@ -130,7 +120,7 @@ def test_fan_out_load_each_host_its_own_missing_layers(project, names, busybox_i
     ref = names + "/app:1"
     build_app(docker_cli, busybox_image, ref, text="one", folder=str(tmp_path / "ctx"))
     copy_image(docker_cli, busybox_image, hosts[1].docker_host)  # one host has the base already
-    ship_flow(project, ref, hosts, "\n            parallel: 2")
+    ship_flow(project, ref, hosts, "\n    parallel: 2")
     cold = project.doit("load")
     assert cold.returncode == 0, cold.output
     shipped = loaded_lines(cold.output)
@@ -155,10 +145,8 @@ def test_fan_out_load_each_host_its_own_missing_layers(project, names, busybox_i
 @pytest.mark.engine
 @pytest.mark.hostb
 def test_a_host_down_and_one_refusing_the_key_the_third_completes_and_a_rerun_mends_only_them(
-        project, names, busybox_image, docker_cli, clean_hosts, tmp_path):
-    hosts = clean_hosts
-    ref = names + "/app:1"
-    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
+        project, app, clean_hosts):
+    hosts, ref = clean_hosts, app
     ship_flow(project, ref, hosts)
     hosts[1].stop_dockerd()
     hosts[2].refuse_key()
@@ -219,10 +207,8 @@ def test_build_on_host_b_over_ssh_then_save_it_from_the_same_engine(project, nam
 @pytest.mark.engine
 @pytest.mark.hostb
 def test_fan_out_transfer_one_host_refusing_the_key_then_a_rerun_copies_only_there(
-        project, names, busybox_image, docker_cli, clean_hosts, tmp_path):
-    hosts = clean_hosts
-    ref = names + "/app:1"
-    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
+        project, names, app, clean_hosts):
+    hosts, ref = clean_hosts, app
     drops = ["%s/%s/" % (host.root, names) for host in hosts]  # the hosts share this machine's files
     settings = hosts[0].ssh_settings
     project.workflow("""
