@@ -6,8 +6,8 @@ Two doors to the same engine:
   and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
 - `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
   tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
-- `Engine.client` is the Docker SDK, for all other work (and for ssh:// and TLS
-  engines), imported only when a step really runs.
+- The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
+  only when a step really runs, and only behind the Engine's verbs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
 import codecs
@@ -127,7 +127,8 @@ SEND_TIMEOUT = 600
 
 
 def _is_tag(ref):
-    return not ref.startswith("sha256:") and "@" not in ref
+    """A name a listing of tags answers for; not an image id or a prefix of one."""
+    return not ref.startswith("sha256:") and "@" not in ref and not refs.may_be_image_id(ref)
 
 
 def _summary_of(image):
@@ -137,6 +138,7 @@ def _summary_of(image):
 
 
 _RAISE = object()  # Engine._sdk: no value stands for "not found"; raise
+_GONE = object()   # Engine._sdk's answer for "not found", where None is a success
 
 
 class _Closed(Exception):
@@ -209,7 +211,7 @@ class Engine:
         import docker
 
         try:
-            return self.api.inspect_image(ref) if kind == "images" else self.api.inspect_container(ref)
+            return self._api.inspect_image(ref) if kind == "images" else self._api.inspect_container(ref)
         except docker.errors.NotFound:
             return None
         except self.sdk_errors() as err:
@@ -259,7 +261,7 @@ class Engine:
                 status, body = self._get("/info")
             except _NeedsSdk:
                 try:
-                    self._info = self.api.info()
+                    self._info = self._api.info()
                 except self.sdk_errors() as err:
                     raise self.failure("info", err) from None
                 return self._info
@@ -280,7 +282,7 @@ class Engine:
             image_ids = [image["Id"] for image in json.loads(body)]
         except _NeedsSdk:
             try:
-                image_ids = [image["Id"] for image in self.api.images(all=True)]
+                image_ids = [image["Id"] for image in self._api.images(all=True)]
             except self.sdk_errors() as err:
                 raise self.failure("image list", err) from None
         chains = set()
@@ -423,7 +425,7 @@ class Engine:
             yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
             return
         try:
-            yield from self.api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
+            yield from self._api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
         except self.sdk_errors() as err:
             raise self.failure(what, err) from None
 
@@ -433,7 +435,7 @@ class Engine:
         sock = self._work_socket()
         if sock is None:
             try:
-                self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
+                self._api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
             except self.sdk_errors() as err:
                 raise self.failure(what, err) from None
             return
@@ -489,8 +491,12 @@ class Engine:
             "Set DOCKER_HOST or the step's docker_host to use another engine" % (self.host, why))
 
     # --- the SDK, for work ---------------------------------------------------
+    def prepare_sdk(self):
+        """Make the SDK client now (warmup.py does it in a thread while the engine builds)."""
+        self._sdk_client  # noqa: B018 (the property makes it)
+
     @property
-    def client(self):
+    def _sdk_client(self):
         with self._client_lock:
             if self._client is None:
                 self._client = self._make_client()
@@ -537,10 +543,10 @@ class Engine:
         return self._stream(what, self._sdk(what, "load_image", blocks))
 
     def remove_image(self, what, ref, force=False):
-        """True, or None when the engine has no such image."""
+        """The engine's list of what it untagged and deleted, or None when it has no such image."""
         removed = self._sdk(what, "remove_image", ref, force=force, noprune=False, missing=None)
         self.forget(ref)
-        return None if removed is None else True
+        return None if removed is None else list(removed or [])
 
     def history(self, what, ref):
         return self._sdk(what, "history", ref, missing=None)
@@ -554,13 +560,17 @@ class Engine:
     def disk_usage(self, what):
         return self._sdk(what, "df")
 
+    def prune_build_cache(self, what, filters=None):
+        """The bytes the engine freed."""
+        return (self._sdk(what, "prune_builds", filters=filters) or {}).get("SpaceReclaimed") or 0
+
     def create_volume(self, what, name, labels=None):
         return self._sdk(what, "create_volume", name, labels=labels)
 
     def create_container(self, what, image, host_config=None, **options):
         """The new container's id; `host_config`: the SDK's create_host_config keywords."""
         if host_config is not None:
-            options["host_config"] = self.api.create_host_config(**host_config)
+            options["host_config"] = self._api.create_host_config(**host_config)
         return self._sdk(what, "create_container", image, **options)["Id"]
 
     def start_container(self, what, container):
@@ -573,9 +583,10 @@ class Engine:
     def container_logs(self, what, container, **options):
         return self._sdk(what, "logs", container, **options).decode(errors="replace")
 
-    def remove_container(self, what, container):
+    def remove_container(self, what, container, force=True):
         """True, or None when there was no such container."""
-        return self._sdk(what, "remove_container", container, force=True, missing=None)
+        removed = self._sdk(what, "remove_container", container, force=force, missing=_GONE)
+        return None if removed is _GONE else True
 
     def commit(self, what, container, ref, message=None, changes=None):
         """The new image's id."""
@@ -594,12 +605,12 @@ class Engine:
         return self._sdk(what, "inspect_distribution", ref, auth_config=auth_config)
 
     def _sdk(self, what, call, *args, missing=_RAISE, **kwargs):
-        """self.api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
+        """self._api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
         `missing` where one is given."""
         import docker
 
         try:
-            return getattr(self.api, call)(*args, **kwargs)
+            return getattr(self._api, call)(*args, **kwargs)
         except docker.errors.NotFound as err:
             if missing is not _RAISE:
                 return missing
@@ -626,8 +637,9 @@ class Engine:
         return docker.tls.TLSConfig(client_cert=cert, ca_cert=tls.get("ca"), verify=tls["verify"])
 
     @property
-    def api(self):
-        return self.client.api
+    def _api(self):
+        """The SDK's low-level client: for this module only, behind the verbs."""
+        return self._sdk_client.api
 
     def sdk_errors(self):
         """The exception types the SDK raises, for `except engine.sdk_errors() as err`."""

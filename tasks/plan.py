@@ -58,8 +58,8 @@ def dependencies(all_steps):
     for name, step in all_steps.items():
         needed = set()
         for key in input_keys[name]:
-            if key in producers:
-                needed.add(producers[key])
+            if _made_as(key) in producers:
+                needed.add(producers[_made_as(key)])
             if key[0] == "file":
                 needed.update(producers_below.get(key[1], ()))
         needed.discard(name)  # reading what it makes itself is no dependency; `needs: [self]` is a cycle
@@ -97,9 +97,10 @@ def _engine_crossings(all_steps, input_keys, makers):
     problems = []
     for name, step in all_steps.items():
         host = _engine_host(step)
-        if host is None or getattr(steps.module_for(step.kind), "IMAGES_FROM_REGISTRY", False):
+        if host is None:
             continue
-        for key in (key for key in input_keys[name] if key[0] == "image"):  # files are this machine's
+        # files are this machine's, and a registry every engine reaches
+        for key in (key for key in input_keys[name] if key[0] == "image"):
             others = [all_steps[other] for other in makers.get(key, ()) if other != name]
             hosts = [_engine_host(other) for other in others]
             if others and None not in hosts and host not in hosts:
@@ -108,6 +109,11 @@ def _engine_crossings(all_steps, input_keys, makers):
                                     step.where(), _shown_ref(key[1]), host, others[0].name, others[0].where(),
                                     hosts[0], host))
     return problems
+
+
+def _made_as(key):
+    """The output that makes an input: a registry reference is what a push outputs."""
+    return ("image", key[1]) if key[0] == "registry" else key
 
 
 def _shown_ref(normalized):
@@ -141,7 +147,7 @@ def _parent_folders(path):
 
 def _key(item):
     kind, value = item
-    return (kind, refs.normalize(value) if kind == "image" else os.path.normpath(value))
+    return (kind, refs.normalize(value) if kind in ("image", "registry") else os.path.normpath(value))
 
 
 def _safe(step, what):
@@ -158,14 +164,12 @@ def step_problem_list(all_steps):
     """Each step kind's own load-time checks (paths exist, references are valid)."""
     problems = []
     for step in all_steps.values():
-        check = getattr(steps.module_for(step.kind), "problems", None)
-        if check:
-            try:
-                problems.extend(check(step))
-            except StepFailed:
-                # A value not resolvable yet (${commit} outside a git checkout): that
-                # step reports it when it runs; unrelated steps stay usable.
-                continue
+        try:
+            problems.extend(steps.module_for(step.kind).problems(step))
+        except StepFailed:
+            # A value not resolvable yet (${commit} outside a git checkout): that
+            # step reports it when it runs; unrelated steps stay usable.
+            continue
     return problems
 
 
@@ -298,7 +302,7 @@ def run_step(name):
         if verdict.reason:
             ui.say(name, verdict.reason)
         # Shared while steps make things, exclusive for a step kind that removes them (prune).
-        exclusive = getattr(module, "exclusive", lambda _step: False)(step)
+        exclusive = module.exclusive(step)
         with lock.held(_project["dir"], name, exclusive, lock.wait_seconds(step)):
             values = module.run(step, verdict) or {}
     except StepFailed as err:

@@ -20,10 +20,16 @@ import itertools
 import os
 import re
 
-from .. import dockerignore, engine, refs, ui
-from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
+from .. import dockerignore, engine, ui
+from ..digest import changed_files, files_digest, value_digest
+from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems, remove_container
+from . import Verdict, contract, image_ref_problems, remove_container
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 LAST_LINES = 8
 OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar
@@ -63,7 +69,8 @@ def _dockerfile_in_context(step):
 def base_images(step):
     """Images the Dockerfile reads: FROM lines and COPY --from (not stages, not scratch)."""
     try:
-        with open(dockerfile_path(step), encoding="utf-8") as handle:
+        # Bytes that are not UTF-8 (a Latin-1 comment) are kept as they are: Docker builds such a file.
+        with open(dockerfile_path(step), encoding="utf-8", errors="surrogateescape") as handle:
             text = handle.read()
     except OSError:
         return []  # problems() reports it
@@ -162,11 +169,7 @@ def run(step, verdict):
     image_ref = step.get("image")
     image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
     for extra in step.get("tags", []):
-        repository, tag = refs.split_tag(extra)
-        try:
-            docker.api.tag(image_id, repository, tag, force=True)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: tag %s" % (step.name, extra), err) from None
+        docker.tag("%s: tag %s" % (step.name, extra), image_id, extra)
     return {"image_id": image_id, "input_digest": memo["input_digest"], "files": memo["files"],
             "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
 

@@ -27,8 +27,14 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import atomic_writer
-from . import (PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL, Verdict, create_container, image_ref_problems,
+from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
+from . import (Verdict, contract, create_container, image_ref_problems,
                process_is_gone, project_dir, remove_container, run_is_gone, source_changes, source_image_id)
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 MAX_LINKS = 8
 
@@ -91,16 +97,12 @@ def run(step, verdict):
 
 def _fetch(step, docker, container, path, archive):
     """Write the tar of `path` (symlinks followed) into `archive`; "file" or "folder"."""
-    import docker as sdk
-
     for _ in range(MAX_LINKS):
-        try:
-            stream, stat = docker.api.get_archive(container, path)
-        except sdk.errors.NotFound:
+        found = docker.get_archive("%s: copy %s out of %s" % (step.name, path, step.get("source")), container, path)
+        if found is None:
             raise StepFailed("%s: %s is not in image %s (nothing copied)"
-                             % (step.where("path"), path, step.get("source"))) from None
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: copy %s out of %s" % (step.name, path, step.get("source")), err) from None
+                             % (step.where("path"), path, step.get("source")))
+        stream, stat = found
         link = stat.get("linkTarget")
         if not link or stat.get("mode", 0) & (1 << 27) == 0:  # os.ModeSymlink in Go
             archive.seek(0)
@@ -123,10 +125,8 @@ def _sweep_killed_runs(step, docker, target):
     import shutil
 
     mine = ["%s=%s" % (TEMPORARY_LABEL, step.name), "%s=%s" % (PROJECT_LABEL, project_dir())]
-    try:
-        left = docker.api.containers(all=True, filters={"label": mine})
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: list the temporary containers of earlier runs" % step.name, err) from None
+    left = docker.containers("%s: list the temporary containers of earlier runs" % step.name,
+                             all=True, filters={"label": mine})
     for container in left:
         if run_is_gone((container.get("Labels") or {}).get(RUN_LABEL)):
             remove_container(docker, container["Id"])

@@ -41,16 +41,16 @@ import re
 import time
 
 from .. import engine, refs, ui
-from ..errors import StepFailed
+from ..errors import EngineUnreachable, StepFailed
+from ..labels import KEEP_LABEL, PROJECT_LABEL
 from ..variables import SEMVER_RE
-from . import PROJECT_LABEL, Verdict, project_dir
+from . import Verdict, project_dir
 
 ALWAYS_RUN = True
 # The policy's fields, each also a `name=value` of doit's command line for one run.
 POLICY_FIELDS = ("dangling", "unused", "older_than", "labels", "not_labels", "keep_last", "keep_versions",
                  "containers", "build_cache", "keep_label", "scope", "dry_run")
 COMMAND_LINE_SWITCHES = POLICY_FIELDS  # `doit prune dry_run=true older_than=0s`
-KEEP_LABEL = "io.dockflow.keep"
 AGE_RE = re.compile(r"^([0-9]+)([smhdw])$")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STOPPED = ("created", "exited", "dead")
@@ -138,15 +138,9 @@ def _command_line_problems(step):
 def run(step, verdict):
     docker = engine.for_step(step)
     dry_run = is_dry_run(step)
-    try:
-        survey = Survey(step, docker)
-        plan = survey.decide()
-        if dry_run:
-            report = plan.report(dry_run=True)
-        else:
-            report = _carry_out(step, docker, survey, plan)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: prune on %s" % (step.name, docker.host), err) from None
+    survey = Survey(step, docker)
+    plan = survey.decide()
+    report = plan.report(dry_run=True) if dry_run else _carry_out(step, docker, survey, plan)
     _tell(step, docker, report, dry_run)
     if report["failures"]:
         raise StepFailed("%s: prune on %s: %s (what the other parts removed is in the record above)"
@@ -237,9 +231,9 @@ class Survey:
         self.docker = docker
         self.policy = Policy(step)
         self.project_dir = project_dir()
-        api = docker.api
-        self.images = {image["Id"]: image for image in api.images(all=True)}
-        self.containers = api.containers(all=True)
+        what = "%s: prune on %s: list the" % (step.name, docker.host)
+        self.images = {image["Id"]: image for image in docker.images(what + " images", all=True)}
+        self.containers = docker.containers(what + " containers", all=True)
         self.children = {}
         for image in self.images.values():
             if image.get("ParentId"):
@@ -511,8 +505,9 @@ class Plan:
         if not self.containers:
             return []
         wanted = {c["Id"] for c in self.containers}
-        listed = self.survey.docker.api.containers(
-            all=True, size=True, filters={"label": "%s=%s" % (PROJECT_LABEL, self.survey.project_dir)})
+        listed = self.survey.docker.containers(
+            "sizes of the stopped containers", all=True, size=True,
+            filters={"label": "%s=%s" % (PROJECT_LABEL, self.survey.project_dir)})
         return [c for c in listed if c["Id"] in wanted]
 
 
@@ -546,36 +541,33 @@ def _attempt(plan, docker, part, work, failed_value=None):
     """work()'s value; on an engine error, the part is named in plan.failures."""
     try:
         return work()
-    except (StepFailed, *docker.sdk_errors()) as err:
+    except StepFailed as err:
         plan.failures.append("%s: %s" % (part, _engine_words(err)))
         return failed_value
 
 
-def _engine_words(err):
-    return str(getattr(err, "explanation", None) or err).strip()
-
-
 def _remove_containers(step, docker, plan):
-    import docker as sdk
-
     removed = []
     for container in plan.containers:
         try:
-            docker.api.remove_container(container["Id"])
-            removed.append(container)
-        except sdk.errors.NotFound:
-            pass
-        except sdk.errors.APIError as err:
-            ui.warn(step.name, "container %s not removed: %s" % (_container_name(container), err.explanation))
+            if docker.remove_container("remove container", container["Id"], force=False):
+                removed.append(container)
+        except EngineUnreachable:
+            raise
+        except StepFailed as err:
+            ui.warn(step.name, "container %s not removed: %s" % (_container_name(container), _engine_words(err)))
     return removed
+
+
+def _engine_words(err):
+    """The engine's reason in a StepFailed of a verb ("what: reason")."""
+    return str(err).split(": ", 1)[-1].strip()
 
 
 def _remove_images(step, docker, plan, deleted):
     """Remove the plan's images and tags; `deleted` gathers the ids and layers the
     engine says it deleted, and the plan keeps only what went (also when this fails
     half way)."""
-    import docker as sdk
-
     # A tagged image goes tag by tag (rmi by id refuses an image with several names).
     work = [(tag, image, False) for image, tag in plan.tags]
     for image in plan.images:
@@ -584,11 +576,11 @@ def _remove_images(step, docker, plan, deleted):
     try:
         for target, image, whole in work:
             try:
-                answer = docker.api.remove_image(target, force=False, noprune=False) or []
-            except sdk.errors.ImageNotFound:
-                answer = []  # gone already
-            except sdk.errors.APIError as err:
-                ui.warn(step.name, "%s not removed: %s" % (_short(target), err.explanation))
+                answer = docker.remove_image("remove image", target) or []  # None: gone already
+            except EngineUnreachable:
+                raise
+            except StepFailed as err:
+                ui.warn(step.name, "%s not removed: %s" % (_short(target), _engine_words(err)))
                 failed.add(image["Id"])
                 continue
             deleted.update(item["Deleted"] for item in answer if item.get("Deleted"))
@@ -596,7 +588,6 @@ def _remove_images(step, docker, plan, deleted):
                 done_images.add(image["Id"])
             elif answer:
                 done_tags.append((image, target))
-            docker.forget(target)
     finally:  # what was not reached, when the engine fails half way, is not reported as removed
         plan.images = [image for image in plan.images if image["Id"] in done_images - failed]
         plan.tags = done_tags
@@ -605,11 +596,11 @@ def _remove_images(step, docker, plan, deleted):
 def _prune_build_cache(docker, policy):
     """Bytes the engine freed. Its `until` filter takes a Go duration only (72h, not 3d)."""
     filters = {"until": "%ds" % policy.age} if policy.age is not None else None
-    return (docker.api.prune_builds(filters=filters) or {}).get("SpaceReclaimed") or 0
+    return docker.prune_build_cache("prune the build cache", filters)
 
 
 def _reclaimable_cache(docker):
-    usage = docker.api.df()
+    usage = docker.disk_usage("disk usage")
     return sum(entry.get("Size") or 0 for entry in usage.get("BuildCache") or [] if not entry.get("InUse"))
 
 

@@ -17,11 +17,12 @@ import time
 
 from .. import engine, fanout, refs, ui
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems
+from . import Verdict, contract, image_ref_problems
 
-# The image comes from a registry, which every engine reaches: it is no image of this
-# step's engine that another step must have made there (tasks/plan.py).
-IMAGES_FROM_REGISTRY = True
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 
 def outputs(step):
@@ -31,8 +32,9 @@ def outputs(step):
 
 
 def inputs(step):
-    # A push of this very reference (from this machine's view of the registry) comes first.
-    return [("image", step.get("image"))]
+    # Read from the registry, which every engine reaches, not from an engine: a push of
+    # this very reference (this machine's view of the registry) comes first.
+    return [("registry", step.get("image"))]
 
 
 def problems(step):

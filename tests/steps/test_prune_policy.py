@@ -6,7 +6,6 @@ import hashlib
 import json
 import textwrap
 
-import docker as sdk
 import pytest
 
 from tasks import imagetar, plan, refs, ui
@@ -22,24 +21,25 @@ def layer(name):
 
 
 class FakeApi:
-    """The engine's answers, from a list of images {id, tags, created, layers, labels, size}."""
+    """The engine's answers, from a list of images {id, tags, created, layers, labels, size},
+    behind the Engine's verbs (tasks/engine.py): errors as StepFailed, not-found as None."""
 
     def __init__(self, images, build_cache_error=None):
         self.images_by_id = {image["Id"]: image for image in images}
         self.build_cache_error = build_cache_error
         self.removed = []
 
-    def images(self, all=False):
+    def images(self, what, all=False):
         return [dict(image) for image in self.images_by_id.values()]
 
-    def containers(self, all=False, size=False, filters=None):
+    def containers(self, what, all=False, size=False, filters=None):
         return []
 
-    def remove_image(self, ref, force=False, noprune=False):
+    def remove_image(self, what, ref, force=False):
         image = self.images_by_id.get(ref) or next((i for i in self.images_by_id.values() if ref in i["RepoTags"]),
                                                    None)
         if image is None:
-            raise sdk.errors.ImageNotFound("no such image: " + ref)
+            return None
         self.removed.append(ref)
         if ref in image["RepoTags"] and len(image["RepoTags"]) > 1:
             image["RepoTags"].remove(ref)
@@ -49,12 +49,12 @@ class FakeApi:
         return [{"Deleted": image["Id"]}] + [{"Deleted": c} for c in imagetar.chain_ids(image["Layers"])
                                              if c not in kept]
 
-    def prune_builds(self, filters=None):
+    def prune_build_cache(self, what, filters=None):
         if self.build_cache_error:
-            raise sdk.errors.APIError(self.build_cache_error)
-        return {"SpaceReclaimed": 0}
+            raise StepFailed("%s: %s" % (what, self.build_cache_error))
+        return 0
 
-    def df(self):
+    def disk_usage(self, what):
         return {"BuildCache": []}
 
 
@@ -78,11 +78,11 @@ class FakeEngine:
         image = self._find(ref)
         return {"Id": image["Id"], "RootFS": {"Layers": image["Layers"]}} if image else None
 
-    def sdk_errors(self):
-        return (sdk.errors.DockerException,)
-
     def forget(self, ref=None):
         pass
+
+    def __getattr__(self, verb):  # the work verbs: the fake api's
+        return getattr(self.api, verb)
 
 
 def image(name, tags=(), created=NOW - 10 * DAY, layers=("base",), labels=None, size=1000):
@@ -230,7 +230,7 @@ def test_a_bad_command_line_policy_value_is_a_definition_error(project):
 def test_build_cache_age_goes_to_the_engine_as_go_seconds(project, monkeypatch):
     asked = []
     fake = FakeEngine([BASE, APP])
-    fake.api.prune_builds = lambda filters=None: asked.append(filters) or {"SpaceReclaimed": 5}
+    fake.api.prune_build_cache = lambda what, filters=None: asked.append(filters) or 5
     record, failure = run(project({"build_cache": True, "older_than": "7d"}), fake, monkeypatch)
     assert failure is None
     assert asked == [{"until": "604800s"}]
