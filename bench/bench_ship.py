@@ -4,10 +4,20 @@
     throwaway project) beside `docker save -o`, both measured with /usr/bin/time -v.
 (b) after changing one file of an app: bytes shipped and wall time of `doit load`
     into host B over ssh:// beside `docker save | ssh hostb docker load`.
-Host B is the test suite's (tests/support/hostb.py): a network namespace with its
+(c) more than one machine: the app shipped to 1, 3, 6 hosts, each link limited to
+    100 Mbit/s (tc tbf on this side of its veth), three ways in the same run:
+      fan-out   `doit load` with docker_hosts: every host at once, its own thin tar
+      plain     `docker save app | ssh HOST docker load` to each host in turn
+      registry  `doit push` then `doit pull` on the hosts
+      and the fan-out's load alone, its tar saved before (where its time goes)
+    cold (the hosts hold nothing) and after an app-only change (they hold the last
+    version); wall time, bytes on each link (its transmit counter), ratio to plain.
+    The sides take turns (their order rotates from run to run): the machine is shared.
+The hosts are the test suite's (tests/support/hostb.py): network namespaces with their
 own dockerd and sshd, started here and stopped by pid at the end. Needs root.
 
-    python bench/bench_ship.py [--runs 3] [--size-mib 1100]
+    python bench/bench_ship.py [--runs 3] [--size-mib 1100] [--only save|load|many]
+                               [--hosts 1,3,6] [--base-mib 64] [--rate 100mbit]
 """
 import argparse
 import os
@@ -23,7 +33,10 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tests.support.hostb import HostB  # noqa: E402
+from tasks.progress import human  # noqa: E402
+from tests.support.hostb import HostB, ssh_fields, start_hosts, stop_hosts  # noqa: E402
+from tests.support.shipping import save_and_load  # noqa: E402
+from tests.support.registry import free_port, make_registry_image, wait_answers  # noqa: E402
 
 BASE = "dockflow-bench/busybox:1"
 
@@ -108,28 +121,20 @@ def bench_save(work, runs, size_mib):
     sh("docker", "rmi", big)
 
 
-def bench_load(work, runs, hostb):
+def app_base(work, mib):
+    """dockflow-bench/appbase:1: the base an app is built on, `mib` MiB of random bytes."""
     base = "dockflow-bench/appbase:1"
-    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=64\n" % base_image(work))
+    build(work, base, "FROM %s\nRUN dd if=/dev/urandom of=/runtime.bin bs=1M count=%d\n" % (base_image(work), mib))
+    return base
+
+
+def bench_load(work, runs, hostb):
+    base = app_base(work, 64)
     with subprocess.Popen(["docker", "save", base], stdout=subprocess.PIPE) as saving:
         subprocess.run(["docker", "-H", hostb.docker_host, "load", "-q"], stdin=saving.stdout, check=True,
                        capture_output=True)
     app = "dockflow-bench/app:1"
-    s = hostb.ssh_settings
-    root = project(work, "load", """
-        steps:
-          save:
-            kind: save
-            image: %s
-            tar: ../out/app.tar
-          load:
-            kind: load
-            tar: ../out/app.tar
-            image: %s
-            docker_host: ssh://root@%s
-            remote_socket: %s
-            ssh: {identity_file: %s, strict_host_key_checking: "no", known_hosts_file: %s}
-        """ % (app, app, hostb.address, hostb.socket, s["identity_file"], s["known_hosts_file"]))
+    root = project(work, "load", save_and_load(app, ssh_fields([hostb])))
     dockerfile = "FROM %s\nCOPY index.html /index.html\n" % base
     ours, theirs = [], []
     for run in range(runs):
@@ -156,17 +161,146 @@ def bench_load(work, runs, hostb):
     sh("docker", "rmi", app, base)
 
 
+SIDES = ("fan-out", "plain", "registry", "load-only")
+SIDE_NAMES = {"fan-out": "(a) doit load, docker_hosts (ours)", "plain": "(b) docker save | ssh HOST docker load",
+              "registry": "(c) doit push + doit pull",
+              "load-only": "(a) without its save: doit -s load"}  # the tar saved before, untimed
+
+
+def cli(*args, check=True, input=None):
+    """The docker CLI against this machine's engine (as the tests' docker_cli)."""
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, input=input)
+    if check and done.returncode != 0:
+        raise SystemExit("docker %s failed: %s" % (" ".join(args), done.stderr))
+    return done.stdout if check else done
+
+
+class Lab:
+    """N hosts with limited links, a registry they reach, and the three ways to ship to them."""
+
+    def __init__(self, work, hosts, registry_port, base, parallel):
+        self.work, self.hosts, self.base = work, hosts, base
+        self.app = "dockflow-bench/app:1"
+        self.version = 0
+        at_hosts = "%s:%d" % (hosts[0].address_a, registry_port)
+        self.load_root = project(work, "many-load-%d" % len(hosts),
+                                 save_and_load(self.app, "\n    parallel: %d%s" % (parallel, ssh_fields(hosts))))
+        self.registry_root = project(work, "many-registry-%d" % len(hosts), """
+            steps:
+              push:
+                kind: push
+                image: %s
+                registry: 127.0.0.1:%d
+                repository: bench/app
+                tag: latest
+              pull:
+                kind: pull
+                needs: [push]
+                image: %s/bench/app:latest
+                parallel: %d%s
+            """ % (self.app, registry_port, at_hosts, parallel, ssh_fields(hosts, 16)))
+
+    def new_app(self):
+        """A new version of the app: one small file changed on the same base."""
+        self.version += 1
+        build(self.work, self.app, "FROM %s\nCOPY index.html /index.html\n" % self.base,
+              {"index.html": "<p>version %d</p>\n" % self.version})
+
+    def empty_hosts(self):
+        """Cold: no image on any host (asked over their local sockets, not their links)."""
+        for host in self.hosts:
+            host.docker("image", "prune", "--all", "--force")
+
+    def ship(self, side):
+        """(wall seconds, [bytes on each host's link]) of shipping the app one way."""
+        if side == "load-only":  # where (a)'s time goes: the tar written first, outside the clock
+            timed([sys.executable, "-m", "doit", "save"], cwd=self.load_root, env=doit_env())
+        before = [host.bytes_sent() for host in self.hosts]
+        started = time.monotonic()
+        if side == "load-only":
+            timed([sys.executable, "-m", "doit", "-s", "load"], cwd=self.load_root, env=doit_env())
+        elif side == "fan-out":
+            timed([sys.executable, "-m", "doit", "load"], cwd=self.load_root, env=doit_env())
+        elif side == "plain":
+            for host in self.hosts:
+                with subprocess.Popen(["docker", "save", self.app], stdout=subprocess.PIPE) as saving:
+                    subprocess.run(host.ssh_argv() + ["docker", "load", "-q"], stdin=saving.stdout, check=True,
+                                   capture_output=True)
+        else:
+            timed([sys.executable, "-m", "doit", "pull"], cwd=self.registry_root, env=doit_env())
+        wall = time.monotonic() - started
+        return wall, [host.bytes_sent() - was for host, was in zip(self.hosts, before)]
+
+
+def bench_many(work, runs, host_counts, base_mib, rate):
+    base = app_base(work, base_mib)
+    make_registry_image(cli, os.path.join(work, "registry-image"))
+    hosts, registry = [], "dockflow-bench-registry-%d" % os.getpid()
+    try:
+        roots = [os.path.join(work, "host%d" % number) for number in range(max(host_counts))]
+        for root in roots:
+            os.makedirs(root)
+        hosts = start_hosts(roots)
+        for host in hosts:
+            host.limit_rate(rate)
+        port = free_port()
+        cli("run", "-d", "--name", registry, "-p", "127.0.0.1:%d:5000" % port,
+            "-p", "%s:%d:5000" % (hosts[0].address_a, port), "dockflow-test/registry:2")
+        wait_answers("127.0.0.1:%d" % port)
+        for count in host_counts:
+            lab = Lab(work, hosts[:count], port, base, parallel=count)
+            lab.new_app()
+            full = len(subprocess.run(["docker", "save", lab.app], stdout=subprocess.PIPE, check=True).stdout)
+            report(count, "cold ship", full, rate, measure(lab, runs, cold=True))
+            report(count, "app-only change", full, rate, measure(lab, runs, cold=False))
+    finally:
+        cli("rm", "-f", registry, check=False)
+        stop_hosts(hosts)
+        cli("rmi", "dockflow-bench/app:1", base, check=False)
+
+
+def measure(lab, runs, cold):
+    """side -> [(wall, [bytes on each link])] over `runs` turns; the sides' order rotates."""
+    rows = {side: [] for side in SIDES}
+    for run in range(runs):
+        for side in SIDES[run % len(SIDES):] + SIDES[:run % len(SIDES)]:
+            if cold:
+                lab.empty_hosts()
+            else:
+                lab.ship("fan-out")  # every host holds the last version, whichever side ran before
+            lab.new_app()
+            rows[side].append(lab.ship(side))
+    return rows
+
+
+def report(count, what, full, rate, rows):
+    plain = statistics.median(wall for wall, _ in rows["plain"])
+    print("(c) %s to %d host%s, links %s, app image %.1f MiB, %d runs, medians" % (
+        what, count, "s" * (count != 1), rate, full / 2**20, len(rows["plain"])))
+    for side in SIDES:
+        wall = statistics.median(wall for wall, _ in rows[side])
+        per_link = statistics.median(statistics.mean(sent) for _, sent in rows[side])
+        most = statistics.median(max(sent) for _, sent in rows[side])
+        print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)" % (
+            SIDE_NAMES[side], wall, human(per_link), human(most), wall / plain))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1100)
-    parser.add_argument("--only", choices=["save", "load"])
+    parser.add_argument("--only", choices=["save", "load", "many"])
+    parser.add_argument("--hosts", default="1,3,6", help="host counts for (c), e.g. 1,3,6")
+    parser.add_argument("--base-mib", type=int, default=64, help="size of the app's base layer for (c)")
+    parser.add_argument("--rate", default="100mbit", help="each host's link for (c), as tc tbf reads it")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench-ship-")
     try:
-        if args.only != "load":
+        if args.only in (None, "many"):
+            bench_many(work, args.runs, [int(n) for n in args.hosts.split(",")], args.base_mib, args.rate)
+        if args.only in (None, "save"):
             bench_save(work, args.runs, args.size_mib)
-        if args.only != "save":
+        if args.only in (None, "load"):
             hostb = HostB(os.path.join(work, "hostb"))
             os.makedirs(hostb.root)
             try:

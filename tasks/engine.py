@@ -22,6 +22,7 @@ from . import refs
 from .errors import EngineUnreachable, StepFailed
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"  # the engine's socket on an ssh:// host
 _engines = {}
 
 
@@ -91,14 +92,26 @@ def _tls_of(host):
     return tls if host == default else None
 
 
-def for_step(step):
-    return get(host_for(step))
+def for_step(step, host=None):
+    """The Engine of the step's docker_host (or of `host`, one of its targets). An ssh://
+    engine is reached through an ssh tunnel of ours (tasks/ssh.py: the step's `ssh:`
+    options, its `remote_socket`), not the SDK's ssh support (paramiko or the docker CLI
+    on both ends); it keeps its ssh:// name in every message."""
+    host = host or host_for(step)
+    if not host.startswith("ssh://"):
+        return get(host)
+    from . import ssh
+
+    return get(host, ssh.tunnel(host, step.get("ssh"), step.workflow.base_dir,
+                                step.get("remote_socket", DEFAULT_REMOTE_SOCKET)))
 
 
-def get(host):
-    if host not in _engines:
-        _engines[host] = Engine(host)
-    return _engines[host]
+def get(host, address=None):
+    """The Engine named `host`, reached at `address` (default: `host` itself)."""
+    address = address or host
+    if address not in _engines:
+        _engines[address] = Engine(host, address)
+    return _engines[address]
 
 
 # One GET /images/json answers every later lookup of a run, but costs the engine time
@@ -148,9 +161,10 @@ def _parse_address(host):
 
 
 class Engine:
-    def __init__(self, host):
-        self.host = host
-        self._url = _parse_address(host)
+    def __init__(self, host, address=None):
+        self.host = host  # its name in messages
+        self.address = address or host  # where it is reached: an ssh:// engine's tunnel
+        self._url = _parse_address(self.address)
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
         self.warming = False  # that thread was started
@@ -495,7 +509,7 @@ class Engine:
             if self.host == default_host() and os.environ.get("DOCKER_TLS_VERIFY"):
                 # DOCKER_HOST with TLS: the SDK reads DOCKER_CERT_PATH as the docker CLI does.
                 return docker.from_env(version="auto", timeout=600)
-            return docker.DockerClient(base_url=self.host, version="auto", timeout=600, tls=self.tls_config())
+            return docker.DockerClient(base_url=self.address, version="auto", timeout=600, tls=self.tls_config())
         except docker.errors.DockerException as err:
             raise self.unreachable(_reason(err)) from None
 
@@ -512,6 +526,12 @@ class Engine:
         """The decoded chunks of the daemon's push stream."""
         repository, tag = refs.split_tag(ref)
         return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
+                                            auth_config=auth_config))
+
+    def pull(self, what, ref, auth_config=None):
+        """The decoded chunks of the daemon's pull stream."""
+        repository, tag = refs.split_tag(ref)
+        return self._stream(what, self._sdk(what, "pull", repository, tag=tag, stream=True, decode=True,
                                             auth_config=auth_config))
 
     def save(self, what, ref, chunk_size):

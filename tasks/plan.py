@@ -38,7 +38,7 @@ def load(project_dir, override=None, collect=None):
 
 def dependencies(all_steps):
     """name -> sorted names it depends on; WorkflowError on unknown names and cycles."""
-    problems, producers, producers_below = [], {}, {}
+    problems, producers, producers_below, makers = [], {}, {}, {}
     broken = {name for flow in workflows_of(all_steps) for name in flow.broken_steps}
     # Each step's inputs once: a build step's are read from its Dockerfile.
     input_keys = {name: [_key(item) for item in _safe(step, "inputs")] for name, step in all_steps.items()}
@@ -48,6 +48,7 @@ def dependencies(all_steps):
             if key in input_keys[name]:
                 continue  # pushing an image under the name it has makes nothing new
             other = producers.setdefault(key, name)
+            makers.setdefault(key, []).append(name)
             if other != name and _same_engine(step, all_steps[other], key):
                 problems.append(_made_twice(step, all_steps[other], item))
             if key[0] == "file":  # a file made inside a folder another step reads
@@ -57,8 +58,8 @@ def dependencies(all_steps):
     for name, step in all_steps.items():
         needed = set()
         for key in input_keys[name]:
-            if key in producers:
-                needed.add(producers[key])
+            if _made_as(key) in producers:
+                needed.add(producers[_made_as(key)])
             if key[0] == "file":
                 needed.update(producers_below.get(key[1], ()))
         needed.discard(name)  # reading what it makes itself is no dependency; `needs: [self]` is a cycle
@@ -71,6 +72,7 @@ def dependencies(all_steps):
             else:
                 needed.add(other)
         deps[name] = sorted(needed)
+    problems += _engine_crossings(all_steps, input_keys, makers)
     cycle = graph.find_cycle(deps)
     if cycle:
         first = all_steps[cycle[0]]
@@ -87,6 +89,38 @@ def _same_engine(step, other, key):
         return True
     host = _engine_host(step)
     return host is not None and host == _engine_host(other)
+
+
+def _engine_crossings(all_steps, input_keys, makers):
+    """A step reads its images from the engine it talks to: one that reads (FROM, source,
+    image) an image that steps make only on other engines would never find it there."""
+    problems = []
+    for name, step in all_steps.items():
+        host = _engine_host(step)
+        if host is None:
+            continue
+        # files are this machine's, and a registry every engine reaches
+        for key in (key for key in input_keys[name] if key[0] == "image"):
+            others = [all_steps[other] for other in makers.get(key, ()) if other != name]
+            hosts = [_engine_host(other) for other in others]
+            if others and None not in hosts and host not in hosts:
+                problems.append("%s: reads image %s from the engine %s, but step %r (%s) makes it on %s: give "
+                                "both steps the same docker_host, or load or pull the image into %s first" % (
+                                    step.where(), _shown_ref(key[1]), host, others[0].name, others[0].where(),
+                                    hosts[0], host))
+    return problems
+
+
+def _made_as(key):
+    """The output that makes an input: a registry reference is what a push outputs."""
+    return ("image", key[1]) if key[0] == "registry" else key
+
+
+def _shown_ref(normalized):
+    ref = refs.parse(normalized)
+    if ref is None:
+        return normalized
+    return "%s@%s" % (ref.name, ref.digest) if ref.digest else "%s:%s" % (ref.name, ref.tag)
 
 
 def _engine_host(step):
@@ -113,7 +147,7 @@ def _parent_folders(path):
 
 def _key(item):
     kind, value = item
-    return (kind, refs.normalize(value) if kind == "image" else os.path.normpath(value))
+    return (kind, refs.normalize(value) if kind in ("image", "registry") else os.path.normpath(value))
 
 
 def _safe(step, what):

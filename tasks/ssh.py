@@ -124,7 +124,7 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
                                stderr=subprocess.PIPE, text=True)
     atexit.register(_close, process, folder)
     deadline = time.monotonic() + remote.connect_timeout + 5
-    while not os.path.exists(local_socket):
+    while not _listening(local_socket):
         if process.poll() is not None:
             raise StepFailed("ssh to %s for the engine at %s failed: %s" % (
                 remote.target, docker_host, last_line(process.stderr.read()) or "exit %d" % process.returncode))
@@ -135,6 +135,21 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
     address = "unix://" + local_socket
     _tunnels[key] = (process, address)
     return address
+
+
+def _listening(path):
+    """True once ssh listens on the forwarded socket. Its file appears at bind(), a moment
+    before listen(): a connection in between is refused (seen with six tunnels at once)."""
+    if not os.path.exists(path):
+        return False
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def _close(process, folder):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import dockerd
 from tests.support.registry import registries, registry_image  # noqa: F401 (fixtures)
-from tests.support.hostb import hostb  # noqa: F401 (fixture)
+from tests.support.hostb import hostb, hosts  # noqa: F401 (fixtures)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSYBOX = "/bin/busybox"
@@ -74,6 +74,16 @@ def names(docker_cli):
             if line.startswith(prefix) or ("/" + prefix) in line]
     if refs:
         docker_cli("rmi", "-f", *refs, check=False)
+
+
+@pytest.fixture
+def app(names, busybox_image, docker_cli, tmp_path):
+    """`NAMES/app:1`, a small image on the busybox base (tests/support/shipping.build_app)."""
+    from tests.support.shipping import build_app
+
+    ref = names + "/app:1"
+    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
+    return ref
 
 
 class Project:

@@ -207,7 +207,7 @@ def test_every_definition_error_at_once_in_line_order(proj):
     assert caught.value.problems == [
         "workflows/flow.yaml:4:5: steps.build_base.context: 'nowhere' is not a folder",
         "workflows/flow.yaml:7:5: steps.build_app.kind: 'biuld' is not a step kind (did you mean 'build'?); "
-        "the kinds: build, import, tag, registry, push, commit, copy_out, save, transfer, load, prune",
+        "the kinds: build, import, tag, registry, push, commit, copy_out, save, transfer, load, pull, prune",
         "workflows/flow.yaml:10:3: steps.list: step name 'list' is a doit command; `doit list` would not run it: "
         "rename the step",
         # build_app is broken, not unknown: naming it is no error, and the near miss still finds it

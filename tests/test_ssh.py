@@ -3,6 +3,7 @@ tunnel's command line. No real ssh: where ssh would be started, the test stands 
 the process (tests/steps/test_transfer.py and test_lab.py use real ssh on host B)."""
 import io
 import os
+import socket
 import subprocess
 
 import pytest
@@ -92,7 +93,7 @@ def test_a_failing_remote_command_says_so_in_ssh_words(completed, code, said):
 
 
 class FakeTunnel:
-    """Stands in for the `ssh -N -L` process: makes the local socket file at once (or exits
+    """Stands in for the `ssh -N -L` process: listens on the local socket at once (or exits
     with `fails` on stderr), and records its argv."""
     started = []
     fails = None
@@ -101,21 +102,40 @@ class FakeTunnel:
         self.argv = argv
         self.started.append(argv)
         self.returncode = None
+        self.listener = None
         if self.fails:
             self.returncode = 255
             self.stderr = io.StringIO(self.fails)
         else:
-            local_socket = argv[argv.index("-L") + 1].split(":")[0]
-            open(local_socket, "w").close()
+            self.listener = listener(argv[argv.index("-L") + 1].split(":")[0])
+            self.listener.listen()
 
     def poll(self):
         return self.returncode
 
     def terminate(self):
         self.returncode = -15
+        if self.listener:
+            self.listener.close()
 
     def wait(self, timeout=None):
         return self.returncode
+
+
+def listener(path):
+    """A unix socket bound at `path`, not listening yet (as ssh's between bind and listen)."""
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound.bind(path)
+    return bound
+
+
+def test_a_forwarded_socket_is_ready_once_it_listens_not_once_its_file_is_there(tmp_path):
+    path = str(tmp_path / "docker.sock")
+    assert not ssh._listening(path)
+    with listener(path) as bound:
+        assert os.path.exists(path) and not ssh._listening(path)  # a connection now would be refused
+        bound.listen()
+        assert ssh._listening(path)
 
 
 @pytest.fixture

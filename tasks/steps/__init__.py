@@ -21,6 +21,7 @@ STEP_KINDS = {
     "save": "save",
     "transfer": "transfer",
     "load": "load",
+    "pull": "pull",
     "prune": "prune",
 }
 

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from . import Verdict
 
 # ("image", ref) or ("file", absolute path): what a step makes or reads. A step's
-# inputs that another step outputs make it depend on that step.
+# inputs that another step outputs make it depend on that step. An input may also be
+# ("registry", ref): read from a registry, not from the step's engine (pull); a step
+# that outputs ("image", ref), a push, comes first.
 Item = tuple[str, str]
 
 

@@ -1,22 +1,25 @@
-"""load: a tar -> a Docker engine (docker load), the local one or another.
+"""load: a tar -> Docker engines (docker load): the local one, another, or several at once.
 
 `docker_host:` picks the target: unix://, tcp://, or ssh://[user@]host[:port]
 (reached through an ssh tunnel to its `remote_socket`, with the `ssh:` options).
+`docker_hosts: [...]` lists several targets, filled at once, `parallel:` at a time
+(tasks/fanout.py): one line per target says what it got; a target that fails does
+not stop the others, the step then fails naming it, and a rerun loads only there.
 The tar is checked against its `<tar>.sha256` before anything is sent: a
-truncated or altered tar is refused and the engine keeps what it had. After the
-load, the engine must report the tar's image id under each of its tags.
-Only the missing layers: the target's images tell which layer chains it holds;
-the tar is sent without those layers' folders (docker load does not open them),
-so an app whose base is already there costs a few KiB. When the target cannot be
-asked, or the tar is gzip, the whole tar goes.
-Up to date when the target engine has the tar's image id (under its tags).
+truncated or altered tar is refused and the engines keep what they had. After the
+load, each engine must report the tar's image id under each of its tags.
+Only the missing layers: each target's images tell which layer chains it holds;
+it gets the tar without those layers' folders (docker load does not open them), its
+own thin stream, so an app whose base is already there costs a few KiB. When a
+target cannot be asked, or the tar is gzip, the whole tar goes there.
+Up to date when every target engine has the tar's image id (under its tags).
 """
 import os
 import time
 
-from .. import engine, refs, ssh, ui
+from .. import engine, fanout, refs, ui
 from ..errors import StepFailed
-from ..files import CHUNK, sha256_file
+from ..files import CHUNK
 from . import Verdict, contract, image_ref_problems
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
@@ -27,11 +30,9 @@ exclusive = contract.shares_the_lock
 # imagetar and progress are imported in the functions that check or run: loading
 # the workflows imports every step module, and it needs neither.
 
-DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
-
 
 def outputs(step):
-    # The image lands in the target engine, which may be another host: nothing
+    # The image lands in the target engines, which may be other hosts: nothing
     # here for later steps of this engine to depend on.
     return []
 
@@ -41,16 +42,7 @@ def inputs(step):
 
 
 def problems(step):
-    return image_ref_problems(step, "image") if step.get("image") else []
-
-
-def target(step):
-    """The target Engine; an ssh:// host is reached through a tunnel of ours."""
-    host = engine.host_for(step)
-    if host.startswith("ssh://"):
-        return engine.get(ssh.tunnel(host, step.get("ssh"), step.workflow.base_dir,
-                                     step.get("remote_socket", DEFAULT_REMOTE_SOCKET)))
-    return engine.get(host)
+    return (image_ref_problems(step, "image") if step.get("image") else []) + fanout.problems(step)
 
 
 def check(step, saved):
@@ -69,13 +61,24 @@ def check(step, saved):
             _verify(step, tar_path)  # a damaged tar: say so in the checksum's words if it can
             raise
     wanted = _wanted(step, images)
-    docker = target(step)
-    missing = [ref for ref, image_ids in wanted if _id_on(docker, ref) not in image_ids]
-    memo = {"files": stats, "images": images, "wanted": wanted}
-    if not missing:
+    hosts = fanout.targets(step)
+    answers = fanout.each(step, hosts, lambda host, _stopping: _missing_on(step, host, wanted))
+    if len(hosts) == 1 and answers[hosts[0]][1]:
+        raise answers[hosts[0]][1]  # its one engine cannot be asked: the step's own error
+    # host -> (refs it lacks, None) or (None, why it could not be asked)
+    pending = {host: answer for host, answer in answers.items() if answer[0] or answer[1]}
+    memo = {"files": stats, "images": images, "wanted": wanted, "hosts": hosts, "pending": pending}
+    if not pending:
         return Verdict(True, memo=memo)
-    return Verdict(False, "loading %s into %s: it has no %s" % (
-        os.path.relpath(tar_path), engine.host_for(step), ", ".join(missing)), memo)
+    return Verdict(False, "loading %s into %s" % (os.path.relpath(tar_path), "; ".join(
+        "%s: %s" % (host, "it has no " + ", ".join(missing) if missing else "not asked: %s" % error)
+        for host, (missing, error) in pending.items())), memo)
+
+
+def _missing_on(step, host, wanted):
+    """The refs of `wanted` that the engine at `host` lacks (or has as another image)."""
+    daemon = engine.for_step(step, host)
+    return [ref for ref, image_ids in wanted if daemon.image_id(ref) not in image_ids]
 
 
 def _wanted(step, images):
@@ -97,69 +100,110 @@ def _ids(image):
     return image.get("ids") or [image["id"]]  # images recorded before ids were kept have one
 
 
-def _id_on(docker, ref):
-    return docker.image_id(ref)
-
-
 def run(step, verdict):
     from .. import imagetar
-    from ..progress import bytes_bar, human
+    from ..progress import bytes_bar
 
     memo = verdict.memo
     tar_path = step.path("tar")
     actual = _verify(step, tar_path)
     tar = imagetar.ImageTar(tar_path)
-    docker = target(step)
-    full_size = os.path.getsize(tar_path)
-    skip, why_full = _present_layers(step, docker, tar)
+    # The check's answers stand: a target it could not ask is not tried again in this run.
+    # Nothing pending, yet run (doit -a): every target gets the tar again.
+    pending = memo["pending"] or {host: ([], None) for host in memo["hosts"]}
+    failed = {host: error for host, (_missing, error) in pending.items() if error}
+    to_load = [host for host in pending if host not in failed]
+    # First what each target lacks (its own thin tar), then all the streams at once.
+    plans = fanout.each(step, to_load, lambda host, _stopping: _plan(step, host, tar))
+    failed.update({host: error for host, (_plan_made, error) in plans.items() if error})
+    plans = {host: plan for host, (plan, error) in plans.items() if not error}
+    label = "load into " + (next(iter(plans)) if len(plans) == 1 else "%d engines" % len(plans))
+    with bytes_bar(label, sum(plan["shipped"] for plan in plans.values())) as bar:
+
+        def load_into(host, stopping):
+            blocks = fanout.checked(_counted(_blocks(tar_path, plans[host]), bar), stopping)
+            return _load(step, plans[host], memo["wanted"], blocks)
+
+        done = fanout.each(step, list(plans), load_into)
+    failed.update({host: error for host, (_result, error) in done.items() if error})
+    for host in memo["hosts"]:
+        if host not in pending:
+            ui.say(step.name, "%s already has %s: up to date" % (host, ", ".join(ref for ref, _ in memo["wanted"])))
+    if failed:
+        raise fanout.failure(step, failed, memo["hosts"])
+    return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
+            "shipped": {host: plan["shipped"] for host, plan in plans.items()},
+            "full_size": os.path.getsize(tar_path)}
+
+
+def _plan(step, host, tar):
+    """What the target at `host` gets: the byte ranges of the tar, and why it gets all of it."""
+    from .. import imagetar
+
+    daemon = engine.for_step(step, host)
+    skip, why_full = _present_layers(step, daemon, tar)
+    full_size = os.path.getsize(tar.path)
     ranges = tar.ranges_without(skip) if skip else [(0, full_size)]
     shipped = sum(end - start for start, end in ranges) + (2 * imagetar.BLOCK if skip else 0)
+    return {"daemon": daemon, "skip": skip, "why_full": why_full, "ranges": ranges, "shipped": shipped,
+            "full_size": full_size, "layers": len(tar.layer_chains())}
+
+
+def _blocks(tar_path, plan):
+    from .. import imagetar
+
+    return imagetar.read_ranges(tar_path, plan["ranges"], CHUNK) if plan["skip"] else _whole(tar_path)
+
+
+def _load(step, plan, wanted, blocks):
+    """Send one target its blocks, confirm its image ids, and say so in one line."""
+    from ..progress import human
+
+    daemon = plan["daemon"]
     started = time.monotonic()
-    with bytes_bar("load into " + engine.host_for(step), shipped) as bar:
-        lines = _send(step, docker, _counted(imagetar.read_ranges(tar_path, ranges, CHUNK) if skip
-                                             else _whole(tar_path), bar))
+    lines = _send(step, daemon, blocks)
     seconds = time.monotonic() - started
-    docker.forget()
-    for ref, image_ids in memo["wanted"]:
-        now = _id_on(docker, ref)
+    daemon.forget()
+    for ref, image_ids in wanted:
+        now = daemon.image_id(ref)
         if now not in image_ids:
             raise StepFailed("%s: after the load, %s on %s is %s, not the tar's %s (%s)" % (
-                step.name, ref, engine.host_for(step), now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
-    layer_count = len(tar.layer_chains())
+                step.name, ref, daemon.host, now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
+    shipped, full_size, layers = plan["shipped"], plan["full_size"], plan["layers"]
     ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
-        ", ".join(ref for ref, _ in memo["wanted"]), engine.host_for(step), human(shipped), human(full_size),
-        100.0 * shipped / max(full_size, 1), layer_count - len(skip), layer_count, seconds,
-        "; whole tar: " + why_full if why_full else ""))
-    return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
-            "shipped": shipped, "full_size": full_size}
+        ", ".join(ref for ref, _ in wanted), daemon.host, human(shipped), human(full_size),
+        100.0 * shipped / max(full_size, 1), layers - len(plan["skip"]), layers, seconds,
+        "; whole tar: " + plan["why_full"] if plan["why_full"] else ""))
 
 
 def _verify(step, tar_path):
-    """The tar's sha256, read now; StepFailed unless it equals the one recorded beside it."""
+    """The tar's sha256; StepFailed unless it equals the one recorded beside it. Read
+    again unless the save that wrote it (or an earlier read) learnt it and the file's
+    size, ctime, inode and mode are still those: any write since changes its ctime."""
     from .. import imagetar
 
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is None:
         raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
                          % (step.name, imagetar.sidecar_path(tar_path)))
-    actual = sha256_file(tar_path)
+    actual = imagetar.cached_sha256(tar_path)[0]
     if actual != recorded:
         raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
                          "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))
     return actual
 
 
-def _present_layers(step, docker, tar):
+def _present_layers(step, daemon, tar):
     """(layer members of the tar the target need not get, why the whole tar goes or "")."""
     if step.get("only_missing_layers") is False:
         return set(), "only_missing_layers is false"
     if tar.gzip:
         return set(), "the tar is gzip-compressed"
     try:
-        if docker.uses_containerd_store():
+        if daemon.uses_containerd_store():
             # containerd's importer reads every blob index.json names, present or not
             return set(), "the target keeps images in containerd's image store, whose load needs every layer"
-        present = docker.layer_chains()
+        present = daemon.layer_chains()
     except StepFailed as err:
         return set(), "the target's layers could not be listed (%s)" % err
     return tar.layers_to_skip(present), ""
@@ -176,21 +220,18 @@ def _counted(blocks, bar):
         yield block
 
 
-def _send(step, docker, blocks):
+def _send(step, daemon, blocks):
     """POST the blocks to /images/load; the engine's lines, or StepFailed with its error."""
     lines = []
-    try:
-        for chunk in docker.api.load_image(blocks):
-            # an error inside the stream, or an HTTP error body ({"message": ...})
-            error = engine.stream_error(chunk)
-            if error is None and set(chunk) == {"message"}:
-                error = chunk["message"]
-            if error is not None:
-                raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, engine.host_for(step), error))
-            text = (chunk.get("stream") or "").strip()
-            if text:
-                lines.append(text)
-                ui.detail(text)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: load into %s" % (step.name, engine.host_for(step)), err) from None
+    for chunk in daemon.load("%s: load into %s" % (step.name, daemon.host), blocks):
+        # an error inside the stream, or an HTTP error body ({"message": ...})
+        error = engine.stream_error(chunk)
+        if error is None and set(chunk) == {"message"}:
+            error = chunk["message"]
+        if error is not None:
+            raise StepFailed("%s: the engine %s refused the tar: %s" % (step.name, daemon.host, error))
+        text = (chunk.get("stream") or "").strip()
+        if text:
+            lines.append(text)
+            ui.detail(text)
     return lines

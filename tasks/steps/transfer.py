@@ -10,12 +10,15 @@ the step's `ssh:` field), read as `cp` and `scp` read it:
 Each copy goes to a temporary name at the destination, its sha256 is checked
 there, and only then is it renamed: an interrupted copy never leaves a file under
 the final name. Up to date when every destination already holds the tar's sha256.
+Remote destinations are asked and copied to at once, `parallel:` at a time
+(tasks/fanout.py): one that fails does not stop the others; the step then fails
+naming it, and a rerun copies only to the destinations still lacking the tar.
 """
 import os
 import subprocess
 import time
 
-from .. import ssh, ui
+from .. import fanout, ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, atomic_writer, sha256_file
 from . import Verdict, contract
@@ -74,21 +77,30 @@ def check(step, saved):
     if recorded is not None and recorded != sha256:
         raise StepFailed("%s: %s does not match its checksum file %s: run its save step again"
                          % (step.where("tar"), tar_path, imagetar.sidecar_path(tar_path)))
-    dest_stats, pending = dict(saved.get("dest_files") or {}), []
+    dest_stats, pending, unasked = dict(saved.get("dest_files") or {}), [], {}
     name = os.path.basename(tar_path)
-    for final, remote, named in _destinations(step):
+    destinations = _destinations(step)
+    looked = fanout.each(step, [d for d in destinations if d[1] is not None],
+                         lambda destination, _stopping: _remote_lookup(destination, name))
+    for final, remote, named in destinations:
         if remote is None:
             if os.path.isfile(final):
                 dest_sha, dest_stats[final] = imagetar.cached_sha256(final, dest_stats.get(final))
             else:
                 dest_sha = None
-        elif named:
-            final, named, dest_sha = _remote_state(remote, final, name)
         else:
-            dest_sha = _remote_sha256(remote, final)
+            found, error = looked[(final, remote, named)]
+            if error:
+                if len(destinations) == 1:
+                    raise error
+                unasked[_shown(final, remote)] = error
+                pending.append((final, remote, "not asked: %s" % error))
+                continue
+            final, named, dest_sha = found
         if dest_sha != sha256:
             pending.append((final, remote, _state_words(dest_sha, named)))
-    memo = {"sha256": sha256, "files": stats, "dest_files": dest_stats, "pending": pending}
+    memo = {"sha256": sha256, "files": stats, "dest_files": dest_stats, "pending": pending, "unasked": unasked,
+            "shown": [_shown(final, remote) for final, remote, _named in destinations]}
     if not pending:
         return Verdict(True, memo=memo)
     return Verdict(False, "copying %s to %s" % (os.path.relpath(tar_path), ", ".join(
@@ -102,6 +114,14 @@ def _state_words(dest_sha, named):
     if named:
         return "missing: a new file of that name; end the destination with / for a folder"
     return "missing"
+
+
+def _remote_lookup(destination, name):
+    """(final path, named, sha256 or None) of a remote destination."""
+    final, remote, named = destination
+    if named:
+        return _remote_state(remote, final, name)
+    return final, named, _remote_sha256(remote, final)
 
 
 def _remote_state(remote, path, name):
@@ -124,22 +144,39 @@ def _remote_sha256(remote, path):
 
 
 def run(step, verdict):
-    from ..progress import human
-
     memo = verdict.memo
     tar_path = step.path("tar")
     size = os.path.getsize(tar_path)
     dest_stats = dict(memo["dest_files"])
-    for final, remote, _words in memo["pending"]:
-        started = time.monotonic()
+    failed = dict(memo.get("unasked") or {})  # the check could not ask them: not tried again in this run
+    copies = [(final, remote) for final, remote, _words in memo["pending"] if _shown(final, remote) not in failed]
+    for final, remote in copies:  # local ones, one after another (one disk)
         if remote is None:
-            dest_stats[final] = _copy_local(step, tar_path, final, memo["sha256"], size)
-        else:
-            _copy_remote(step, tar_path, remote, final, memo["sha256"])
-        seconds = time.monotonic() - started
-        ui.say(step.name, "copied %s to %s: %s in %.1f s, sha256 checked there" % (
-            os.path.basename(tar_path), _shown(final, remote), human(size), seconds))
+            try:
+                dest_stats[final] = _copy(step, tar_path, size, memo["sha256"], final, remote)
+            except StepFailed as err:
+                failed[_shown(final, remote)] = err
+    done = fanout.each(step, [copy for copy in copies if copy[1] is not None], lambda copy, _stopping: _copy(
+        step, tar_path, size, memo["sha256"], *copy))
+    failed.update({_shown(*copy): error for copy, (_result, error) in done.items() if error})
+    if failed:
+        raise fanout.failure(step, failed, memo.get("shown") or list(failed))
     return {"sha256": memo["sha256"], "files": memo["files"], "dest_files": dest_stats}
+
+
+def _copy(step, tar_path, size, sha256, final, remote):
+    """Copy the tar to one destination and say so in one line; a local copy's file stats."""
+    from ..progress import human
+
+    started = time.monotonic()
+    stats = None
+    if remote is None:
+        stats = _copy_local(step, tar_path, final, sha256, size)
+    else:
+        _copy_remote(step, tar_path, remote, final, sha256)
+    ui.say(step.name, "copied %s to %s: %s in %.1f s, sha256 checked there" % (
+        os.path.basename(tar_path), _shown(final, remote), human(size), time.monotonic() - started))
+    return stats
 
 
 def _copy_local(step, tar_path, final, sha256, size):

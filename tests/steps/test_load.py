@@ -4,37 +4,19 @@ import re
 
 import pytest
 
-from tests.support.shipping import build_app, copy_image, tar_image_id
+from tests.support.shipping import build_app, copy_image, save_and_load, tar_image_id
 
 pytestmark = pytest.mark.engine
 
 
 def flow(project, ref, docker_host, extra=""):
-    project.workflow("""
-        steps:
-          save:
-            kind: save
-            image: %s
-            tar: ../out/app.tar
-          load:
-            kind: load
-            tar: ../out/app.tar
-            image: %s
-            docker_host: %s%s
-        """ % (ref, ref, docker_host, extra))
+    project.workflow(save_and_load(ref, "\n    docker_host: %s%s" % (docker_host, extra)))
 
 
 def shipped_percent(output):
     match = re.search(r"shipped .* of .* \(([0-9.]+)%\), (\d+) of (\d+) layers", output)
     assert match, output
     return float(match.group(1)), int(match.group(2)), int(match.group(3))
-
-
-@pytest.fixture
-def app(names, busybox_image, docker_cli, tmp_path):
-    ref = names + "/app:1"
-    build_app(docker_cli, busybox_image, ref, folder=str(tmp_path / "ctx"))
-    return ref
 
 
 @pytest.fixture
@@ -66,8 +48,8 @@ def test_only_missing_layers_over_ssh(project, app, clean_hostb, busybox_image, 
     copy_image(docker_cli, busybox_image, clean_hostb.docker_host)
     s = clean_hostb.ssh_settings
     flow(project, app, "ssh://root@%s" % clean_hostb.address,
-         "\n            remote_socket: %s"
-         "\n            ssh: {identity_file: %s, strict_host_key_checking: \"no\", known_hosts_file: %s}"
+         "\n    remote_socket: %s"
+         "\n    ssh: {identity_file: %s, strict_host_key_checking: \"no\", known_hosts_file: %s}"
          % (clean_hostb.socket, s["identity_file"], s["known_hosts_file"]))
     first = project.doit("load")
     assert first.returncode == 0, first.output
@@ -83,7 +65,7 @@ def test_only_missing_layers_over_ssh(project, app, clean_hostb, busybox_image, 
 @pytest.mark.hostb
 def test_full_tar_when_asked(project, app, clean_hostb, busybox_image, docker_cli):
     copy_image(docker_cli, busybox_image, clean_hostb.docker_host)
-    flow(project, app, clean_hostb.docker_host, "\n            only_missing_layers: false")
+    flow(project, app, clean_hostb.docker_host, "\n    only_missing_layers: false")
     first = project.doit("load")
     assert first.returncode == 0, first.output
     assert shipped_percent(first.output)[:2] == (100.0, 2)

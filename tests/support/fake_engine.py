@@ -106,6 +106,7 @@ class FakeEngine:
         # distribution answers as an engine whose registry is down.
         self.registry = {}
         self.registry_reachable = True
+        self.offered = {}  # manifest digest -> layer names of the image a pull fetches (offer)
         # GET /info: the defaults of a fresh dockerd (127.0.0.0/8 is insecure).
         self.info_answer = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
                             "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"]}}
@@ -152,6 +153,14 @@ class FakeEngine:
         }
         self.files[new_id] = dict(self.files.get(parent, {}), **(files or {}))
         return new_id
+
+    def offer(self, ref, layers):
+        """The registry, as this engine sees it, holds an image of these layers under `ref`;
+        its manifest digest (what pull and distribution answer)."""
+        digest = sha256(json.dumps([ref, list(layers)]).encode())
+        self.registry[refs.normalize(ref)] = digest
+        self.offered[digest] = list(layers)
+        return digest
 
     def add_container(self, image_id, name=None, state="running", labels=None, created=NOW, command=None,
                       size_rw=0):
@@ -285,6 +294,31 @@ class FakeEngine:
             raise StepFailed("%s: manifest unknown" % what)
         return {"Descriptor": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                                "digest": digest, "size": 500}, "Platforms": []}
+
+    def pull(self, what, ref, auth_config=None):
+        """docker pull of an image the registry holds (offer): its layers fetched but for
+        those the engine has, then tagged, with name@digest among its RepoDigests."""
+        self._record("pull", ref, auth_config)
+        self.distribution(what, ref, auth_config)  # a registry that is down or lacks the tag
+        return self._pull_stream(ref, self.registry[refs.normalize(ref)])
+
+    def _pull_stream(self, ref, digest):
+        name, tag = refs.split_tag(ref)
+        yield {"status": "Pulling from %s" % name, "id": tag}
+        held = self.layer_chains()
+        layers = self.offered[digest]
+        image_id = self.add_image([ref], layers=layers, digests=["%s@%s" % (name, digest)])
+        for diff_id, chain in zip(self.image_store[image_id]["RootFS"]["Layers"],
+                                  imagetar.chain_ids(self.image_store[image_id]["RootFS"]["Layers"])):
+            if chain in held:
+                yield {"status": "Already exists", "progressDetail": {}, "id": diff_id[7:19]}
+            else:
+                size = len(self.blobs[diff_id])
+                yield {"status": "Downloading", "progressDetail": {"current": size, "total": size},
+                       "id": diff_id[7:19]}
+                yield {"status": "Pull complete", "progressDetail": {}, "id": diff_id[7:19]}
+        yield {"status": "Digest: %s" % digest}
+        yield {"status": "Status: Downloaded newer image for %s" % ref}
 
     def save(self, what, ref, chunk_size):
         """A legacy `docker save REF` tar (engine 20.10's layout), chunk by chunk."""

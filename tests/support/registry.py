@@ -39,14 +39,19 @@ def lab_registry_step(cache_dir):
 @pytest.fixture(scope="session")
 def registry_image(docker_cli, tmp_path_factory):
     """`dockflow-test/registry:2`, rebuilt when the lab's registry_image step changes."""
-    scratch = tmp_path_factory.mktemp("registry-image")
-    step = lab_registry_step(str(scratch / "cache"))
+    return make_registry_image(docker_cli, tmp_path_factory.mktemp("registry-image"))
+
+
+def make_registry_image(docker_cli, scratch):
+    """IMAGE, made in the engine `docker_cli` runs against unless it is there already
+    (scratch: a folder for the rootfs tar); also for the benches."""
+    step = lab_registry_step(os.path.join(str(scratch), "cache"))
     digest = import_rootfs.input_digest(step, {})[0]
     found = docker_cli("image", "inspect", "-f", '{{index .Config.Labels "%s"}}' % INPUTS_LABEL, IMAGE,
                        check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return IMAGE
-    tar_path = import_rootfs._pack(step, str(scratch / "rootfs.tar"))
+    tar_path = import_rootfs._pack(step, os.path.join(str(scratch), "rootfs.tar"))
     changes = []
     for change in step.get("changes") + ['LABEL %s="%s"' % (INPUTS_LABEL, digest)]:
         changes += ["-c", change]
@@ -54,24 +59,25 @@ def registry_image(docker_cli, tmp_path_factory):
     return IMAGE
 
 
-def make_htpasswd(path, user, password):
-    """An htpasswd file with a bcrypt hash (the only kind the registry accepts)."""
+def make_htpasswd(path, user, password, cost=12):
+    """An htpasswd file with a bcrypt hash (the only kind the registry accepts). The
+    registry checks it on every request: a test of many requests takes a lower `cost`."""
     try:
         import bcrypt
 
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
     except ImportError:
         try:
             import crypt  # libxcrypt does bcrypt; the module is gone in Python 3.13
 
-            hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+            hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2 ** cost))
         except (ImportError, AttributeError):
             hashed = None
         if not hashed or not hashed.startswith("$2"):
             if not shutil.which("htpasswd"):
                 pytest.skip("no bcrypt: pip install bcrypt, or apt-get install apache2-utils")
-            line = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True,
-                                  check=True).stdout.strip()
+            line = subprocess.run(["htpasswd", "-Bbn", "-C", str(cost), user, password], capture_output=True,
+                                  text=True, check=True).stdout.strip()
             hashed = line.split(":", 1)[1]
     with open(path, "w") as handle:
         handle.write("%s:%s\n" % (user, hashed))
@@ -110,12 +116,15 @@ class Registries:
         self.prefix = "dockflow-test-reg-%s" % uuid.uuid4().hex[:8]
         self.containers, self.volumes = [], []
 
-    def start(self, htpasswd=None):
+    def start(self, htpasswd=None, also_on=()):
+        """A registry on 127.0.0.1:PORT, and on each address of `also_on` (e.g. this side of
+        a test host's veth, for that host's engine) at the same port."""
         name = "%s-%d" % (self.prefix, len(self.containers))
         volume = name + "-data"
         port = free_port()
-        args = ["run", "-d", "--name", name, "--restart=always", "-p", "127.0.0.1:%d:5000" % port,
-                "-v", "%s:/var/lib/registry" % volume]
+        args = ["run", "-d", "--name", name, "--restart=always", "-v", "%s:/var/lib/registry" % volume]
+        for address in ("127.0.0.1",) + tuple(also_on):
+            args += ["-p", "%s:%d:5000" % (address, port)]
         if htpasswd:
             args += ["-v", "%s:/auth/htpasswd:ro" % htpasswd, "-e", "REGISTRY_AUTH=htpasswd",
                      "-e", "REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm",

@@ -22,6 +22,13 @@ def build_app(docker_cli, busybox_image, ref, text="one", folder=None, size=0):
     return docker_cli("image", "inspect", "-f", "{{.Id}}", ref).strip()
 
 
+def save_and_load(ref, load_fields=""):
+    """A workflow of two steps: save REF to ../out/app.tar, load it (its target and other
+    fields: `load_fields`, lines that each start with a newline and four spaces)."""
+    return ("steps:\n  save:\n    kind: save\n    image: %s\n    tar: ../out/app.tar\n"
+            "  load:\n    kind: load\n    tar: ../out/app.tar\n    image: %s%s\n" % (ref, ref, load_fields))
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
