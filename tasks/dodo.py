@@ -33,6 +33,9 @@ def _interrupted(signum, frame):
     closed, so the engine stops the build) and doit still records the steps done.
     Workers of doit -n N unwind theirs (tasks/workers.py), and are waited for; a
     second Ctrl-C stops waiting."""
+    if workers.worker_lost():  # not Ctrl-C: the watcher of the workers stops the run (it said why)
+        workers.stop_workers()
+        raise SystemExit(1)
     if signal.getsignal(signal.SIGINT) is _interrupted:
         signal.signal(signal.SIGINT, _interrupted_again)
         sys.stderr.write("\ninterrupted (Ctrl-C): the steps done before are recorded, and what the running "

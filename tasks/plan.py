@@ -268,6 +268,9 @@ def reason_of(name):
     """Why step `name` runs, as its check in this process said ("" if none ran here)."""
     verdict = _verdicts.get(name)
     if verdict is None:
+        step = _steps.get(name)
+        if step is not None and steps.always_runs(step.kind):
+            return "a %s step runs every time it is asked" % step.kind
         return ""
     return str(verdict.error) if verdict.error else verdict.reason
 

@@ -46,7 +46,7 @@ def logger():
         json_file = json_log_path()
         if json_file:
             _sink_ids.append(base.add(json_file, level=level, rotation="10 MB", retention=5, serialize=True,
-                                      filter=_for_json_log))
+                                      format="{message}", filter=_for_json_log))
         _logger = base
     return _logger
 
@@ -178,7 +178,19 @@ class RunStopped(SystemExit):
 
 
 def _reader_gone():
+    if not in_main_process():
+        unwinding()
     raise RunStopped(141)
+
+
+def unwinding():
+    """A worker of doit -n N stops its step: the SIGTERM doit then sends it (or a second
+    Ctrl-C) must not cut its clean-up short."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not its main thread: then that thread's signal stops it
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _silence_stdout():

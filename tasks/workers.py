@@ -21,13 +21,13 @@ What makes the workers safe here:
   a step the same way.
 - A worker killed by a signal (the OOM killer, kill -9) never reports back, and doit
   would wait for it forever: a watcher thread in doit's process notices, names the
-  step it ran, and stops the run.
+  step it ran, and stops the run as Ctrl-C would, with status 1. (Workers unwind on
+  SIGINT and SIGTERM, and then exit normally: a negative exit code is such a kill.)
 - doit itself runs the up-to-date checks and keeps its state in its own process.
 """
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -37,6 +37,7 @@ STOP_WAIT_SECONDS = 30.0   # how long doit waits for its workers to unwind after
 WATCH_SECONDS = 0.5        # how often the watcher looks at the workers
 _watcher = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
+_lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
 
 
 def run_config(deps, default_tasks, argv):
@@ -103,8 +104,7 @@ def _in_worker_after_fork():
 def _worker_stopped(signum, frame):
     """Ctrl-C (the terminal's, or doit's forwarded) or doit ending its workers: the
     running step unwinds once; a second signal does not cut its clean-up short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ui.unwinding()
     raise ui.RunStopped(130)
 
 
@@ -112,15 +112,21 @@ os.register_at_fork(after_in_child=_in_worker_after_fork)
 
 
 def stop_workers():
-    """Ctrl-C in doit's own process: SIGINT to each worker, then wait (at most
-    STOP_WAIT_SECONDS) for them to unwind their steps."""
+    """Ctrl-C in doit's own process: SIGINT to each worker, then wait for them to
+    unwind their steps."""
+    _stopping.set()
+    _wait_for_workers(signal.SIGINT)
+
+
+def _wait_for_workers(signum=None):
+    """Wait (at most STOP_WAIT_SECONDS) for doit's live workers to end, after sending
+    them `signum` if given."""
     import multiprocessing
 
-    _stopping.set()
     children = multiprocessing.active_children()
-    for child in children:
+    for child in children if signum else ():
         with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signal.SIGINT)
+            os.kill(child.pid, signum)
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     for child in children:
         child.join(max(0.0, deadline - time.monotonic()))
@@ -140,8 +146,12 @@ def watch(project_dir):
 
 
 def run_over():
-    """doit's run has ended: workers that end now are no surprise."""
+    """doit's run has ended (its reporter's complete_run): workers that end now are no
+    surprise. When it stopped early (a closed pipe, a lost worker), doit has sent its
+    workers SIGTERM: they are waited for while they unwind their steps."""
     _stopping.set()
+    if ui.in_main_process():
+        _wait_for_workers()
 
 
 def _watch(children, project_dir):
@@ -167,12 +177,13 @@ def _worker_lost(child, signum, project_dir):
     for step_name in steps:
         ui.failed(step_name, "its worker process (pid %d) was killed by %s; the run stops here (the steps "
                              "done before are recorded; run it again to go on)" % (child.pid, signame))
-    _stopping.set()
-    # doit reads its workers' answers from this queue (its Process args: job queue,
-    # result queue, reporter class); an `exit` answer makes it stop its other workers,
-    # record the steps done and end with that exception.
-    results = getattr(child, "_args", (None, None))[1]
-    if hasattr(results, "put"):
-        results.put({"exit": ui.RunStopped, "exception": "1"})
-    else:  # another doit: say it at least
-        sys.stderr.write("dockflow: doit may now wait for that worker forever: stop it with Ctrl-C\n")
+    # doit waits in its main thread for that worker's answer: a SIGINT there runs its
+    # Ctrl-C handler (tasks/dodo.py), which stops the other workers the same way and,
+    # as a worker was lost, ends the run with status 1 and no Ctrl-C message.
+    _lost.set()
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+def worker_lost():
+    """A worker was killed by a signal: the SIGINT doit's main thread gets is ours."""
+    return _lost.is_set()
