@@ -46,8 +46,10 @@ def run_config(deps, default_tasks, argv):
     have two that can run at once, and workers can be forks. Else {}: one step at a
     time in doit's own process, as doit does by default (nothing to gain, and a
     single chain keeps its progress bars). `doit -n 0` asks for that too."""
-    if not _forks():
-        return {}
+    from .workflow import DOIT_COMMANDS
+
+    if (len(argv) > 1 and argv[1] in DOIT_COMMANDS - {"run"}) or not _forks():
+        return {}  # another command than run (list, info...): no step runs
     named = [arg for arg in argv[1:] if arg in deps] or [name for name in default_tasks if name in deps]
     if one_at_a_time(needed(named, deps), deps):
         return {}
