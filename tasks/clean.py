@@ -83,16 +83,13 @@ GONE, KEPT, MAY_GO = "nothing to remove", "kept", ""
 
 def _image_kept(step, ref):
     """(GONE or KEPT, why), or (MAY_GO, "")."""
-    docker = engine.for_step(step)
-    image = docker.inspect_image(ref)
+    daemon = engine.for_step(step)
+    image = daemon.inspect_image(ref)
     if image is None:
-        return GONE, "the engine %s has no such image" % docker.host
+        return GONE, "the engine %s has no such image" % daemon.host
     if prune.KEEP_LABEL in ((image.get("Config") or {}).get("Labels") or {}):
         return KEPT, "it has the keep label %s" % prune.KEEP_LABEL
-    try:
-        users = [c for c in docker.api.containers(all=True) if c.get("ImageID") == image["Id"]]
-    except docker.sdk_errors() as err:
-        raise docker.failure("list containers", err) from None
+    users = [c for c in daemon.containers("list containers", all=True) if c.get("ImageID") == image["Id"]]
     if users:
         state = "running" if any(c.get("State") == "running" for c in users) else "stopped"
         return KEPT, "%s container %s uses it" % (state, (users[0].get("Names") or ["?"])[0].lstrip("/"))
@@ -100,12 +97,7 @@ def _image_kept(step, ref):
 
 
 def _remove_image(step, ref):
-    docker = engine.for_step(step)
-    try:
-        docker.api.remove_image(ref, force=False, noprune=False)
-    except docker.sdk_errors() as err:
-        raise docker.failure("remove %s" % ref, err) from None
-    docker.forget(ref)
+    engine.for_step(step).remove_image("remove %s" % ref, ref)
 
 
 def _file_kept(path):

@@ -367,10 +367,7 @@ def layer_report(docker, image_ref, base_ref=None):
             sum(entry["size"] for entry in history[len(history) - shared_entries:])
     for index, entry in enumerate(history):
         entry["from_base"] = index >= len(history) - shared_entries
-    try:
-        dangling = docker.api.images(filters={"dangling": True})
-    except docker.sdk_errors() as err:
-        raise docker.failure("list dangling images", err) from None
+    dangling = docker.images("list dangling images", filters={"dangling": True})
     dangling = [{"id": d["Id"], "created": _iso(d["Created"]), "size": d["Size"]} for d in dangling]
     return {
         "image": image_ref, "id": image["Id"], "total_size": image["Size"],
@@ -384,10 +381,9 @@ def layer_report(docker, image_ref, base_ref=None):
 
 
 def _history(docker, ref):
-    try:
-        entries = docker.api.history(ref)
-    except docker.sdk_errors() as err:
-        raise docker.failure("history of %s" % ref, err) from None
+    entries = docker.history("history of %s" % ref, ref)
+    if entries is None:
+        raise StepFailed("no image %s in the engine %s" % (ref, docker.host))
     return [{"id": e["Id"] if e["Id"] != "<missing>" else None, "created": _iso(e["Created"]),
              "created_by": e.get("CreatedBy", ""), "size": e.get("Size", 0), "comment": e.get("Comment", ""),
              "tags": [t for t in (e.get("Tags") or []) if t != "<none>:<none>"]} for e in entries]

@@ -137,9 +137,12 @@ def _may_reinclude(rel_dir, patterns):
     return any(p.exclusion and (p.text + "/").startswith(prefix) for p in patterns)
 
 
-def context_files(context_dir, always=()):
+def context_files(context_dir, always=(), folders=None):
     """Sorted relative paths of the files (and symlinks) Docker would send.
-    `always` (the Dockerfile, .dockerignore) is sent even when a pattern excludes it."""
+    `always` (the Dockerfile, .dockerignore) is sent even when a pattern excludes it.
+    A `folders` list receives the folders Docker sends as entries of their own (an
+    empty one, a folder's mode): those no pattern excludes; an excluded folder that
+    is entered for a `!` pattern is not one of them."""
     patterns = read_patterns(context_dir)
     for name in always:
         name = _clean(name)
@@ -155,7 +158,11 @@ def context_files(context_dir, always=()):
             if os.path.islink(os.path.join(folder, name)):
                 if not (patterns and is_excluded(relpath, patterns)):
                     kept.append(relpath)
-            elif not (patterns and is_excluded(relpath, patterns)) or _may_reinclude(relpath, patterns):
+            elif not (patterns and is_excluded(relpath, patterns)):
+                entered.append(name)
+                if folders is not None:
+                    folders.append(relpath)
+            elif _may_reinclude(relpath, patterns):
                 entered.append(name)
         dirs[:] = entered
         for name in names:

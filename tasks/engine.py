@@ -136,6 +136,10 @@ def _summary_of(image):
     return {"Id": image["Id"], "Labels": (image.get("Config") or {}).get("Labels") or {}}
 
 
+_RAISE = object()  # Engine._sdk: no value stands for "not found"; raise
+_GONE = object()   # Engine._sdk's answer for "not found", where None is a success
+
+
 class _Closed(Exception):
     """The daemon closed a kept-alive connection."""
 
@@ -306,9 +310,11 @@ class Engine:
         from .registry_api import RegistryDenied, RegistryUnreachable
 
         try:
-            return self.api.inspect_distribution(ref, auth_config=auth_config)["Descriptor"]["digest"]
-        except self.sdk_errors() as err:
-            reason = _reason(err)
+            return self.distribution("inspect %s" % ref, ref, auth_config)["Descriptor"]["digest"]
+        except EngineUnreachable:
+            raise
+        except StepFailed as err:
+            reason = str(err)
             lowered = reason.lower()
             if "manifest unknown" in lowered or "not found" in lowered:
                 return None
@@ -500,6 +506,112 @@ class Engine:
             return docker.DockerClient(base_url=self.host, version="auto", timeout=600, tls=self.tls_config())
         except docker.errors.DockerException as err:
             raise self.unreachable(_reason(err)) from None
+
+    # --- verbs for work: the SDK behind them, its errors mapped here, once ------
+    # `what` names the work in the error a user reads ("build_app: tag basic-app").
+    # Lookups of something that is not there return None, as community.docker's
+    # client does (find_image, get_container_by_id); steps never touch the SDK.
+    def tag(self, what, image_id, ref):
+        repository, tag = refs.split_tag(ref)
+        self._sdk(what, "tag", image_id, repository, tag, force=True)
+        self.forget(ref)
+
+    def push(self, what, ref, auth_config=None):
+        """The decoded chunks of the daemon's push stream."""
+        repository, tag = refs.split_tag(ref)
+        return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
+                                            auth_config=auth_config))
+
+    def save(self, what, ref, chunk_size):
+        """The bytes of `docker save REF`, chunk by chunk."""
+        return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))
+
+    def load(self, what, blocks):
+        """POST the tar `blocks` to /images/load; the decoded chunks answered."""
+        return self._stream(what, self._sdk(what, "load_image", blocks))
+
+    def remove_image(self, what, ref, force=False):
+        """The engine's list of what it untagged and deleted, or None when it has no such image."""
+        removed = self._sdk(what, "remove_image", ref, force=force, noprune=False, missing=None)
+        self.forget(ref)
+        return None if removed is None else list(removed or [])
+
+    def history(self, what, ref):
+        return self._sdk(what, "history", ref, missing=None)
+
+    def images(self, what, **options):
+        return self._sdk(what, "images", **options)
+
+    def containers(self, what, **options):
+        return self._sdk(what, "containers", **options)
+
+    def disk_usage(self, what):
+        return self._sdk(what, "df")
+
+    def prune_build_cache(self, what, filters=None):
+        """The bytes the engine freed."""
+        return (self._sdk(what, "prune_builds", filters=filters) or {}).get("SpaceReclaimed") or 0
+
+    def create_volume(self, what, name, labels=None):
+        return self._sdk(what, "create_volume", name, labels=labels)
+
+    def create_container(self, what, image, host_config=None, **options):
+        """The new container's id; `host_config`: the SDK's create_host_config keywords."""
+        if host_config is not None:
+            options["host_config"] = self.api.create_host_config(**host_config)
+        return self._sdk(what, "create_container", image, **options)["Id"]
+
+    def start_container(self, what, container):
+        self._sdk(what, "start", container)
+
+    def wait_container(self, what, container):
+        """The exit status of the container's command, once it ends."""
+        return self._sdk(what, "wait", container).get("StatusCode", 1)
+
+    def container_logs(self, what, container, **options):
+        return self._sdk(what, "logs", container, **options).decode(errors="replace")
+
+    def remove_container(self, what, container, force=True):
+        """True, or None when there was no such container."""
+        removed = self._sdk(what, "remove_container", container, force=force, missing=_GONE)
+        return None if removed is _GONE else True
+
+    def commit(self, what, container, ref, message=None, changes=None):
+        """The new image's id."""
+        repository, tag = refs.split_tag(ref)
+        image_id = self._sdk(what, "commit", container, repository=repository, tag=tag, message=message,
+                             changes=changes)["Id"]
+        self.forget(ref)
+        return image_id
+
+    def get_archive(self, what, container, path):
+        """(tar chunks, stat) of `path` in the container, or None when it has no such path."""
+        found = self._sdk(what, "get_archive", container, path, missing=None)
+        return None if found is None else (self._stream(what, found[0]), found[1])
+
+    def distribution(self, what, ref, auth_config=None):
+        return self._sdk(what, "inspect_distribution", ref, auth_config=auth_config)
+
+    def _sdk(self, what, call, *args, missing=_RAISE, **kwargs):
+        """self.api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
+        `missing` where one is given."""
+        import docker
+
+        try:
+            return getattr(self.api, call)(*args, **kwargs)
+        except docker.errors.NotFound as err:
+            if missing is not _RAISE:
+                return missing
+            raise self.failure(what, err) from None
+        except self.sdk_errors() as err:
+            raise self.failure(what, err) from None
+
+    def _stream(self, what, chunks):
+        """The items of an SDK stream; errors met while reading it are mapped too."""
+        try:
+            yield from chunks
+        except self.sdk_errors() as err:
+            raise self.failure(what, err) from None
 
     def tls_config(self):
         """The SDK's TLS settings from the files of the context that names this engine

@@ -166,6 +166,9 @@ def checked_steps(project_dir, override=None, given=None):
     all_steps = load(project_dir, override, collect=problems)
     problems += unknown_variables(all_steps, given or {})
     problems += step_problem_list(all_steps)
+    if any("schedule" in step.spec for step in all_steps.values()):
+        from . import schedule  # imported only then: every run loads this module
+        problems += schedule.schedule_problems(all_steps)  # the check `schedule install` makes
     try:
         deps = dependencies(all_steps)
     except WorkflowError as err:

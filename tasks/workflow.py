@@ -12,8 +12,9 @@ import os
 from . import files, variables
 from .errors import WorkflowError
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "schemas", "workflow.schema.json")
+# Inside the package, so an installed dockflow finds it; in the repository it is a
+# symlink to schemas/workflow.schema.json, the one source (a wheel holds a copy).
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workflow.schema.json")
 CACHE_FORMAT = b"dockflow-cache-2"  # bump when what is cached changes
 # doit's own commands hide a task of the same name (`doit list` never runs a step).
 DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list",

@@ -169,7 +169,8 @@ def test_a_command_line_variable_no_workflow_declares_is_refused(proj):
         plan.checked_steps(".", given={"versoin": "2.0.0", "version": "2.0.0", "dry_run": "true"})
     assert caught.value.problems == [
         "command line: versoin=2.0.0: no workflow declares a variable 'versoin' (did you mean 'version'?) "
-        "(variables: dry_run, version)"]
+        "(variables: build_cache, containers, dangling, dry_run, keep_label, keep_last, keep_versions, labels, "
+        "not_labels, older_than, scope, unused, version)"]  # prune's policy fields are switches too
     plan.checked_steps(".", given={"version": "2.0.0", "dry_run": "true"})  # no WorkflowError
 
 

@@ -40,6 +40,9 @@ PROJECT_LABEL = "io.dockflow.project"
 # Containers a step makes only for a moment (commit, copy_out) carry this label too
 # (value: the step), so that what a killed run left can be told apart.
 TEMPORARY_LABEL = "io.dockflow.temporary"
+# ... and this one (value: host:pid of the run), so that a later run can tell a killed
+# run's container from that of a run still going.
+RUN_LABEL = "io.dockflow.run"
 
 
 def project_dir():
@@ -107,28 +110,58 @@ def source_image_id(step, field="source"):
     from .. import engine
     from ..errors import StepFailed
 
-    docker = engine.for_step(step)
-    image_id = docker.image_id(step.get(field))
+    daemon = engine.for_step(step)
+    image_id = daemon.image_id(step.get(field))
     if image_id is None:
         raise StepFailed("%s: source image %s is not in the engine %s (no step builds it?)"
-                         % (step.where(field), step.get(field), docker.host))
+                         % (step.where(field), step.get(field), daemon.host))
     return image_id
 
 
-def create_container(step, docker, source_id, command):
+def create_container(step, daemon, source_id, command):
     """A temporary container of the step's source image (labelled for prune); its id."""
+    labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir(), RUN_LABEL: this_run()}
+    return daemon.create_container("%s: create a container of %s" % (step.name, step.get("source")),
+                                   source_id, command=command, labels=labels)
+
+
+def this_run():
+    """The RUN_LABEL value of this process: host:pid."""
+    import os
+    import socket
+
+    return "%s:%d" % (socket.gethostname(), os.getpid())
+
+
+def run_is_gone(run):
+    """Is the run a RUN_LABEL value names over? Yes for a process of this host that no
+    longer exists, and for no value (a container made before the label); no for
+    another host's run, which this host cannot see."""
+    host, _, pid = (run or "").rpartition(":")
+    if not run:
+        return True
+    return host == this_run().rpartition(":")[0] and pid.isdigit() and process_is_gone(int(pid))
+
+
+def process_is_gone(pid):
+    """Has process `pid` of this host ended?"""
+    import os
+
     try:
-        labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir()}
-        return docker.api.create_container(source_id, command=command, labels=labels)["Id"]
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: create a container of %s" % (step.name, step.get("source")), err) from None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
 
 
-def remove_container(docker, container):
+def remove_container(daemon, container):
     """Remove a temporary container; a failure here only warns (the work is done or failed already)."""
     from .. import ui
+    from ..errors import StepFailed
 
     try:
-        docker.api.remove_container(container, force=True)
-    except docker.sdk_errors() as err:
+        daemon.remove_container("remove temporary container %s" % container[:12], container)
+    except StepFailed as err:
         ui.warn("engine", "could not remove temporary container %s: %s" % (container[:12], err))

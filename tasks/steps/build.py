@@ -108,7 +108,10 @@ def check(step, saved):
     docker = engine.for_step(step)
     context = step.path("context")
     inside = _dockerfile_in_context(step)
-    relpaths = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p))
+    folders = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
+    files = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p),
+                                       folders=folders)
+    relpaths = sorted(files + folders)
     # A Dockerfile from outside the context is an input too, hashed like the files
     # (as ../path), though the context sent holds it under another name.
     hashed = relpaths if inside else relpaths + [os.path.relpath(dockerfile_path(step), context)]
@@ -159,11 +162,7 @@ def run(step, verdict):
     image_ref = step.get("image")
     image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
     for extra in step.get("tags", []):
-        repository, tag = refs.split_tag(extra)
-        try:
-            docker.api.tag(image_id, repository, tag, force=True)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: tag %s" % (step.name, extra), err) from None
+        docker.tag("%s: tag %s" % (step.name, extra), image_id, extra)
     return {"image_id": image_id, "input_digest": memo["input_digest"], "files": memo["files"],
             "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
 

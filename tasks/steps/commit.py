@@ -62,46 +62,38 @@ def _why_changed(step, saved, memo):
 
 def run(step, verdict):
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
-    source_config = (docker.inspect_image(memo["source_id"]) or {}).get("Config") or {}
-    container = _start(step, docker, memo["source_id"])
+    source_config = (daemon.inspect_image(memo["source_id"]) or {}).get("Config") or {}
+    container = _start(step, daemon, memo["source_id"])
     try:
-        _wait(step, docker, container)
-        repository, tag = refs.split_tag(image_ref)
+        _wait(step, daemon, container)
         changes = ["LABEL %s=%s" % (INPUTS_LABEL, memo["input_digest"]),
                    "CMD %s" % json.dumps(source_config.get("Cmd") or [])]
-        try:
-            result = docker.api.commit(container, repository=repository, tag=tag,
-                                       message=step.get("message"), changes=changes)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: commit as %s" % (step.name, image_ref), err) from None
+        image_id = daemon.commit("%s: commit as %s" % (step.name, image_ref), container, image_ref,
+                                 message=step.get("message"), changes=changes)
     finally:
-        remove_container(docker, container)
-    docker.forget(image_ref)
-    image_id = result["Id"]
+        remove_container(daemon, container)
     ui.say(step.name, "committed %s (%s)" % (image_ref, image_id[7:19]))
     return {"image_id": image_id, "source_id": memo["source_id"], "input_digest": memo["input_digest"],
             "definition_digest": memo["definition_digest"]}
 
 
-def _start(step, docker, source_id):
-    container = create_container(step, docker, source_id, step.get("command"))
+def _start(step, daemon, source_id):
+    container = create_container(step, daemon, source_id, step.get("command"))
     try:
-        docker.api.start(container)
-    except docker.sdk_errors() as err:
-        remove_container(docker, container)
-        raise docker.failure("%s: start %s in %s" % (step.name, " ".join(step.get("command")),
-                                                    step.get("source")), err) from None
+        daemon.start_container("%s: start %s in %s" % (step.name, " ".join(step.get("command")),
+                                                       step.get("source")), container)
+    except StepFailed:
+        remove_container(daemon, container)
+        raise
     return container
 
 
-def _wait(step, docker, container):
-    try:
-        status = docker.api.wait(container).get("StatusCode", 1)
-        logs = docker.api.logs(container, stdout=True, stderr=True).decode(errors="replace")
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: wait for the command" % step.name, err) from None
+def _wait(step, daemon, container):
+    what = "%s: wait for the command" % step.name
+    status = daemon.wait_container(what, container)
+    logs = daemon.container_logs(what, container, stdout=True, stderr=True)
     lines = [line for line in logs.splitlines() if line.strip()]
     for line in lines:
         ui.detail(line)

@@ -5,24 +5,34 @@ What it removes, as the step says:
                             intermediate images under them (`docker image prune`)
   unused: true              also tagged images no container uses (`prune -a`)
   keep_last: N              per repository the workflows build, all tags but the
-                            newest N (by image creation time)
+                            newest N (by image creation time); never a version tag
+  keep_versions: N          per repository the workflows build, all version tags
+                            (1.0.0, v2.1.0-rc.1) but the N highest, by version
   containers: true          stopped containers of this project's own runs
                             (label io.dockflow.project=<project folder>)
-  build_cache: true         the engine's build cache
+  build_cache: true         the engine's build cache (engine-wide)
 Filters narrow every image choice: older_than ("72h", "7d"), labels (all must
-match, "key" or "key=value") and not_labels (none may match).
+match, "key" or "key=value") and not_labels (none may match). `dangling` and
+`unused` look at the whole engine, as `docker image prune` does, unless
+`scope: project` keeps them to this project's lineage: the images the workflows
+name (outputs and base images) and every image built on one of them.
+
+Every field of the policy can also be given on doit's command line for one run,
+checked against the schema as the YAML is: `doit prune dry_run=true older_than=0s`.
 
 What it never removes, whatever the policy says: an image that any workflow in
 workflows/ names as an output, an image a running container uses, an image with
-the keep label (io.dockflow.keep, or the step's keep_label). An image a stopped
-container uses is left too (the engine refuses), unless that container is one of
-ours being removed.
+the keep label (io.dockflow.keep, or the step's keep_label), and a version tag,
+unless keep_versions says so. An image a stopped container uses is left too (the
+engine refuses), unless that container is one of ours being removed.
 
 dry_run: true, or `doit prune dry_run=true`, lists what would go and the bytes it
 would free, and removes nothing. Bytes are layer sizes as the engine reports them:
 a layer counts when no image that stays uses it (the engine's own rule for
 SpaceReclaimed). A real run counts the layers the engine says it deleted, reports
-on the terminal and as one JSON line (`"event": "dockflow.prune"`).
+on the terminal and as one JSON line (`"event": "dockflow.prune"`). A part that
+fails (the build cache, say) is named in that record beside what the other parts
+removed, and the step then fails.
 
 A prune is never up to date, and holds the project's lock exclusively (tasks/lock.py)
 so it never runs beside a build or push of the same project.
@@ -31,15 +41,20 @@ import re
 import time
 
 from .. import engine, refs, ui
-from ..errors import StepFailed
+from ..errors import EngineUnreachable, StepFailed
+from ..variables import SEMVER_RE
 from . import PROJECT_LABEL, Verdict, project_dir
 
 ALWAYS_RUN = True
-COMMAND_LINE_SWITCHES = ("dry_run",)  # `doit prune dry_run=true`
+# The policy's fields, each also a `name=value` of doit's command line for one run.
+POLICY_FIELDS = ("dangling", "unused", "older_than", "labels", "not_labels", "keep_last", "keep_versions",
+                 "containers", "build_cache", "keep_label", "scope", "dry_run")
+COMMAND_LINE_SWITCHES = POLICY_FIELDS  # `doit prune dry_run=true older_than=0s`
 KEEP_LABEL = "io.dockflow.keep"
 AGE_RE = re.compile(r"^([0-9]+)([smhdw])$")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STOPPED = ("created", "exited", "dead")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def outputs(step):
@@ -51,7 +66,7 @@ def inputs(step):
 
 
 def problems(step):
-    found = []
+    found = _command_line_problems(step)
     if step.spec.get("older_than") is not None and not AGE_RE.match(str(step.get("older_than"))):
         found.append("%s: %r is not an age like 30m, 72h, 7d or 2w"
                      % (step.where("older_than"), step.get("older_than")))
@@ -68,55 +83,109 @@ def exclusive(step):
 
 
 def is_dry_run(step):
-    forced = step.workflow.variables.override("dry_run")  # `doit prune dry_run=true`
-    value = forced if forced is not None else step.get("dry_run", False)
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return bool(setting(step, "dry_run", False))
+
+
+# --- the policy, from the step and doit's command line ------------------------
+def setting(step, field, default=None):
+    """A policy field: `field=value` of doit's command line, else the step's own."""
+    given = step.workflow.variables.override(field)
+    if given is not None:
+        return _from_command_line(field, str(given))
+    return step.get(field, default)
+
+
+def _field_schema(field):
+    import json
+
+    from ..workflow import _read_schema
+
+    return json.loads(_read_schema())["$defs"]["prune"]["properties"][field]
+
+
+def _from_command_line(field, text):
+    """The command line's text as the YAML value it stands for: the schema's type says
+    which (true/false, a number, a comma-separated list); a misfit is left as text
+    for the schema check to refuse."""
+    kind = _field_schema(field).get("type")
+    word = text.strip().lower()
+    if kind == "boolean" and word in TRUE_WORDS + FALSE_WORDS:
+        return word in TRUE_WORDS
+    if kind == "integer" and re.fullmatch(r"-?[0-9]+", word):
+        return int(word)
+    if kind == "array":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _command_line_problems(step):
+    """A definition problem for each policy `name=value` of the command line that the
+    schema would refuse in the YAML."""
+    from ..workflow import validator_class
+
+    found = []
+    for field in POLICY_FIELDS:
+        given = step.workflow.variables.override(field)
+        if given is None:
+            continue
+        schema = _field_schema(field)
+        for error in validator_class()(schema).iter_errors(_from_command_line(field, str(given))):
+            found.append("%s: command line %s=%s: %s (%s)" % (step.where(), field, given, error.message,
+                                                              schema["description"]))
+    return found
 
 
 def run(step, verdict):
     docker = engine.for_step(step)
     dry_run = is_dry_run(step)
-    try:
-        survey = Survey(step, docker)
-        plan = survey.decide()
-        if dry_run:
-            report = plan.report(dry_run=True)
-        else:
-            report = _carry_out(step, docker, survey, plan)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: prune on %s" % (step.name, docker.host), err) from None
+    survey = Survey(step, docker)
+    plan = survey.decide()
+    report = plan.report(dry_run=True) if dry_run else _carry_out(step, docker, survey, plan)
     _tell(step, docker, report, dry_run)
+    if report["failures"]:
+        raise StepFailed("%s: prune on %s: %s (what the other parts removed is in the record above)"
+                         % (step.name, docker.host, "; ".join(report["failures"])))
     return {"dry_run": dry_run, "bytes": report["bytes"], "removed": len(report["images"])
             + len(report["tags"]) + len(report["containers"])}
 
 
+def age_seconds(text):
+    """Seconds of an age like 72h or 7d; None when it is not one."""
+    match = AGE_RE.match(str(text))
+    return int(match.group(1)) * AGE_UNITS[match.group(2)] if match else None
+
+
 class Policy:
     def __init__(self, step):
-        self.dangling = bool(step.get("dangling", True))
-        self.unused = bool(step.get("unused", False))
-        self.keep_last = step.get("keep_last")
-        self.containers = bool(step.get("containers", False))
-        self.build_cache = bool(step.get("build_cache", False))
-        self.keep_label = step.get("keep_label", KEEP_LABEL)
-        self.labels = [_label_pair(text) for text in step.get("labels", [])]
-        self.not_labels = [_label_pair(text) for text in step.get("not_labels", [])]
-        age = step.get("older_than")
-        self.until = None
-        if age is not None:
-            match = AGE_RE.match(str(age))
-            if not match:
-                raise StepFailed("%s: %r is not an age like 72h or 7d" % (step.where("older_than"), age))
-            self.until = time.time() - int(match.group(1)) * AGE_UNITS[match.group(2)]
-        self.older_than = age
+        self.dangling = bool(setting(step, "dangling", True))
+        self.unused = bool(setting(step, "unused", False))
+        self.keep_last = setting(step, "keep_last")
+        self.keep_versions = setting(step, "keep_versions")
+        self.containers = bool(setting(step, "containers", False))
+        self.build_cache = bool(setting(step, "build_cache", False))
+        self.keep_label = setting(step, "keep_label", KEEP_LABEL)
+        self.project_scope = setting(step, "scope", "engine") == "project"
+        self.labels = [_label_pair(text) for text in setting(step, "labels", [])]
+        self.not_labels = [_label_pair(text) for text in setting(step, "not_labels", [])]
+        self.older_than = setting(step, "older_than")
+        self.age = None if self.older_than is None else age_seconds(self.older_than)
+        if self.older_than is not None and self.age is None:
+            raise StepFailed("%s: %r is not an age like 72h or 7d" % (step.where("older_than"), self.older_than))
+        self.until = None if self.age is None else time.time() - self.age
 
-    def chooses(self, image):
-        """Do the filters let this image be removed?"""
+    def passes(self, image):
+        """None when the filters let this image be removed, else why not, as
+        (singular, plural) verb phrases: ("is younger than 24h", "are younger than 24h")."""
         labels = image.get("Labels") or {}
         if self.until is not None and image.get("Created", 0) > self.until:
-            return False
-        if not all(_has_label(labels, pair) for pair in self.labels):
-            return False
-        return not any(_has_label(labels, pair) for pair in self.not_labels)
+            return ("is younger than %s" % self.older_than, "are younger than %s" % self.older_than)
+        missing = [pair for pair in self.labels if not _has_label(labels, pair)]
+        if missing:
+            return ("lacks the label %s" % _shown_label(missing[0]), "lack the label %s" % _shown_label(missing[0]))
+        carried = [pair for pair in self.not_labels if _has_label(labels, pair)]
+        if carried:
+            return ("has the label %s" % _shown_label(carried[0]), "have the label %s" % _shown_label(carried[0]))
+        return None
 
 
 def _label_pair(text):
@@ -124,9 +193,32 @@ def _label_pair(text):
     return key, value if sep else None
 
 
+def _shown_label(pair):
+    key, value = pair
+    return key if value is None else "%s=%s" % (key, value)
+
+
 def _has_label(labels, pair):
     key, value = pair
     return key in labels and (value is None or labels[key] == value)
+
+
+def version_of(tag):
+    """The version a tag's tag part spells (1.0.0, v2.1.0-rc.1), or None."""
+    text = tag.rsplit(":", 1)[1] if ":" in tag.rsplit("/", 1)[-1] else ""
+    text = text[1:] if text[:1] in ("v", "V") else text
+    return text if SEMVER_RE.match(text) else None
+
+
+def version_order(version):
+    """A sort key in semantic-version precedence: numbers as numbers, a pre-release
+    below its release, numeric pre-release parts below alphanumeric ones; build
+    metadata (+...) does not count."""
+    core, _, pre = version.split("+", 1)[0].partition("-")
+    numbers = tuple(int(part) for part in core.split("."))
+    if not pre:
+        return numbers, 1, ()
+    return numbers, 0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
 
 
 class Survey:
@@ -139,37 +231,43 @@ class Survey:
         self.docker = docker
         self.policy = Policy(step)
         self.project_dir = project_dir()
-        api = docker.api
-        self.images = {image["Id"]: image for image in api.images(all=True)}
-        self.containers = api.containers(all=True)
+        what = "%s: prune on %s: list the" % (step.name, docker.host)
+        self.images = {image["Id"]: image for image in docker.images(what + " images", all=True)}
+        self.containers = docker.containers(what + " containers", all=True)
         self.children = {}
         for image in self.images.values():
             if image.get("ParentId"):
                 self.children.setdefault(image["ParentId"], []).append(image["Id"])
-        self.named = self._named_outputs(plan._steps)
+        self.named, self.read = self._named_images(plan._steps)
         self.named_ids = {}
         for ref in self.named:
             image_id = docker.image_id(ref)
             if image_id:
                 self.named_ids.setdefault(image_id, ref)
+        self._lineage_roots = None
 
-    def _named_outputs(self, all_steps):
-        """Every image ref any workflow step makes, normalised; unresolvable ones refuse a
-        tag prune (we could not tell what a workflow still needs)."""
+    def _named_images(self, all_steps):
+        """(every image ref any workflow step makes, every one a step reads), normalised;
+        unresolvable outputs refuse a tag prune (we could not tell what a workflow
+        still needs)."""
         from . import module_for
 
-        named, unknown = set(), []
+        named, read, unknown = set(), set(), []
         for other in all_steps.values():
+            module = module_for(other.kind)
             try:
-                made = module_for(other.kind).outputs(other)
+                made = module.outputs(other)
+                read.update(refs.normalize(value) for kind, value in module.inputs(other) if kind == "image")
             except StepFailed as err:
                 unknown.append("%s (%s)" % (other.name, err))
                 continue
             named.update(refs.normalize(value) for kind, value in made if kind == "image")
-        if unknown and (self.policy.unused or self.policy.keep_last is not None):
-            raise StepFailed("%s: cannot tell which images %s make(s); prune removes no tagged image "
-                             "while a workflow's outputs are unknown" % (self.step.name, ", ".join(unknown)))
-        return named
+        if unknown and (self.policy.unused or self.policy.keep_last is not None
+                        or self.policy.keep_versions is not None or self.policy.project_scope):
+            raise StepFailed("%s: cannot tell which images %s make(s) or read(s); prune removes no tagged "
+                             "image, and no scope: project image, while a workflow's images are unknown"
+                             % (self.step.name, ", ".join(unknown)))
+        return named, read
 
     # --- decisions ----------------------------------------------------------
     def decide(self):
@@ -178,31 +276,75 @@ class Survey:
         if policy.containers:
             for container in self.containers:
                 labels = container.get("Labels") or {}
-                if (container.get("State") in STOPPED and labels.get(PROJECT_LABEL) == self.project_dir
-                        and (policy.until is None or container.get("Created", 0) <= policy.until)):
-                    plan.containers.append(container)
+                if container.get("State") in STOPPED and labels.get(PROJECT_LABEL) == self.project_dir:
+                    if policy.until is None or container.get("Created", 0) <= policy.until:
+                        plan.containers.append(container)
+                    else:
+                        plan.stay("stopped container", ("is younger than %s" % policy.older_than,
+                                                        "are younger than %s" % policy.older_than))
         gone = {c["Id"] for c in plan.containers}
         self.users = {}  # image id -> containers that stay and use it
         for container in self.containers:
             if container["Id"] not in gone:
                 self.users.setdefault(container.get("ImageID"), []).append(container)
         for image in self.images.values():
-            tags = _tags(image)
-            is_head = not self.children.get(image["Id"])
-            wanted = is_head and ((policy.dangling and not tags and not _digests(image))
-                                  or (policy.unused and tags))
-            if wanted and not policy.chooses(image):
-                plan.filtered += 1
-            elif wanted:
-                reason = self.protected(image)
-                if reason:
-                    plan.spared.append((image, reason))
-                else:
-                    plan.images.append(image)
-        if policy.keep_last is not None:
-            self._old_tags(plan)
+            kind = self._whole_image_kind(image)
+            if kind:
+                self._choose(plan, image, kind)
+        if policy.keep_last is not None:  # newest first by creation time; never a version tag
+            self._old_tags(plan, "old tag", lambda tag: version_of(tag) is None, policy.keep_last,
+                           lambda tagged: sorted(tagged, key=lambda pair: (-pair[0].get("Created", 0), pair[1])))
+        if policy.keep_versions is not None:  # highest version first
+            self._old_tags(plan, "old version tag", version_of, policy.keep_versions,
+                           lambda tagged: sorted(tagged, key=lambda pair: version_order(version_of(pair[1])),
+                                                 reverse=True))
         plan.simulate()
         return plan
+
+    def _whole_image_kind(self, image):
+        """"dangling image" or "unused tagged image" when the policy wants this whole
+        image gone (before filters and protections), else None."""
+        if self.children.get(image["Id"]):
+            return None  # something builds on it; the engine takes it with its last child
+        tags = _tags(image)
+        if self.policy.dangling and not tags and not _digests(image):
+            return "dangling image"
+        if self.policy.unused and tags:
+            return "unused tagged image"
+        return None
+
+    def _choose(self, plan, image, kind):
+        why_not = self.policy.passes(image) or self._out_of_scope(image)
+        if why_not:
+            plan.stay(kind, why_not)
+            return
+        reason = self.protected(image) or (self._version_tagged(image) if kind == "unused tagged image" else None)
+        if reason:
+            plan.spared.append((image, reason))
+        else:
+            plan.images.append(image)
+
+    def _version_tagged(self, image):
+        versions = [tag for tag in _tags(image) if version_of(tag)]
+        if versions:
+            return "it has the version tag %s (only keep_versions removes version tags)" % versions[0]
+        return None
+
+    def _out_of_scope(self, image):
+        if not self.policy.project_scope or self.in_lineage(image["Id"]):
+            return None
+        return ("is not of this project's lineage (scope: project)", "are not of this project's lineage "
+                "(scope: project)")
+
+    def in_lineage(self, image_id):
+        """Is this image one the workflows name (made or read), or built on one of them
+        (its layers begin with all of that image's layers)?"""
+        if self._lineage_roots is None:
+            root_ids = {self.docker.image_id(ref) for ref in self.named | self.read}
+            self._lineage_roots = [tuple(self.chains(i)) for i in root_ids if i and i in self.images]
+            self._lineage_roots = [chain for chain in self._lineage_roots if chain]
+        chain = tuple(self.chains(image_id))
+        return any(chain[:len(root)] == root for root in self._lineage_roots)
 
     def protected(self, image):
         """Why this image must stay, or None."""
@@ -222,18 +364,23 @@ class Survey:
             return "stopped container %s uses it (not one of this project's runs)" % _container_name(users[0])
         return None
 
-    def _old_tags(self, plan):
+    def _old_tags(self, plan, what, counts, keep, newest_first):
+        """Per repository the workflows build, the tags `counts` picks, put newest first
+        by `newest_first`: all but the first `keep` go (keep_last, keep_versions)."""
         repositories = {refs.parse(ref).name for ref in self.named if refs.parse(ref)}
         by_repository = {}
         for image in self.images.values():
             for tag in _tags(image):
                 parsed = refs.parse(tag)
-                if parsed and parsed.name in repositories:
+                if parsed and parsed.name in repositories and counts(tag):
                     by_repository.setdefault(parsed.name, []).append((image, tag))
         for tagged in by_repository.values():
-            tagged.sort(key=lambda pair: (-pair[0].get("Created", 0), pair[1]))
-            for image, tag in tagged[int(self.policy.keep_last):]:
-                if refs.normalize(tag) in self.named or not self.policy.chooses(image):
+            for image, tag in newest_first(tagged)[int(keep):]:
+                if refs.normalize(tag) in self.named:
+                    continue
+                why_not = self.policy.passes(image)
+                if why_not:
+                    plan.stay(what, why_not)
                     continue
                 reason = self.protected(image)
                 if reason:
@@ -280,12 +427,17 @@ class Plan:
     def __init__(self, survey):
         self.survey = survey
         self.images = []        # image summaries removed by id (untagged or all tags go)
-        self.tags = []          # (image, tag) names removed by keep_last
+        self.tags = []          # (image, tag) names removed by keep_last / keep_versions
         self.containers = []    # our stopped containers
         self.spared = []        # (image, reason) the policy chose but a protection keeps
-        self.filtered = 0       # images of the kind chosen that the filters (older_than, labels) leave
+        self.staying = {}       # (what, (singular, plural) why) -> how many the filters leave
+        self.failures = []      # parts of a real run that failed, in words
         self.deleted_ids = set()
         self.freed_layers = set()
+
+    def stay(self, what, why):
+        """Count one thing of the kind chosen that the filters (or the scope) leave."""
+        self.staying[(what, why)] = self.staying.get((what, why), 0) + 1
 
     def simulate(self):
         """Which images the engine will delete (the chosen ones, tags that were their
@@ -325,6 +477,8 @@ class Plan:
             container_bytes = sum(c.get("SizeRw") or 0 for c in self._sized_containers())
         if cache_bytes is None:
             cache_bytes = _reclaimable_cache(survey.docker) if survey.policy.build_cache else 0
+        staying = [{"what": what, "why": why[1], "count": count, "text": _stays_sentence(what, why, count)}
+                   for (what, why), count in self.staying.items()]
         return {
             "images": [{"id": image["Id"], "tags": _tags(image), "size": image["Size"]} for image in self.images],
             "tags": [tag for _image, tag in self.tags],
@@ -332,76 +486,130 @@ class Plan:
                                    - {image["Id"] for image, _tag in self.tags}),
             "containers": [{"id": c["Id"], "name": _container_name(c)} for c in self.containers],
             "spared": [{"id": image["Id"], "tags": _tags(image), "reason": reason} for image, reason in self.spared],
-            "filtered": self.filtered,
+            "filtered": sum(item["count"] for item in staying),
+            "staying": staying,
+            "engine_wide": [] if survey.policy.project_scope else
+            [kind for kind, on in (("dangling", survey.policy.dangling), ("unused", survey.policy.unused)) if on],
+            # each image's size counted whole, shared layers again for every image (as
+            # `doit layers` and `docker images` add them up); image_bytes counts a layer once
+            "listed_bytes": sum(image["Size"] for image in self.images),
             "image_bytes": image_bytes,
             "container_bytes": container_bytes,
             "build_cache_bytes": cache_bytes,
             "bytes": image_bytes + container_bytes + cache_bytes,
             "exact": exact,
+            "failures": list(self.failures),
         }
 
     def _sized_containers(self):
         if not self.containers:
             return []
         wanted = {c["Id"] for c in self.containers}
-        listed = self.survey.docker.api.containers(
-            all=True, size=True, filters={"label": "%s=%s" % (PROJECT_LABEL, self.survey.project_dir)})
+        listed = self.survey.docker.containers(
+            "sizes of the stopped containers", all=True, size=True,
+            filters={"label": "%s=%s" % (PROJECT_LABEL, self.survey.project_dir)})
         return [c for c in listed if c["Id"] in wanted]
 
 
-def _carry_out(step, docker, survey, plan):
-    """Remove what the plan says; count what the engine says it deleted."""
-    import docker as sdk
+def _stays_sentence(what, why, count):
+    """`14 dangling images are younger than 24h and stay`."""
+    singular, plural = why
+    if count == 1:
+        return "1 %s %s and stays" % (what, singular)
+    return "%d %ss %s and stay" % (count, what, plural)
 
-    api = docker.api
-    container_bytes = sum(c.get("SizeRw") or 0 for c in plan._sized_containers())
-    removed_containers = []
+
+def _carry_out(step, docker, survey, plan):
+    """Remove what the plan says, part by part; count what the engine says it deleted.
+    A part that fails is named in plan.failures and the others still run and count."""
+    container_bytes = _attempt(plan, docker, "sizes of the stopped containers",
+                               lambda: sum(c.get("SizeRw") or 0 for c in plan._sized_containers()), 0)
+    plan.containers = _attempt(plan, docker, "stopped containers",
+                               lambda: _remove_containers(step, docker, plan), [])
+    deleted = set()
+    _attempt(plan, docker, "images", lambda: _remove_images(step, docker, plan, deleted))
+    cache_bytes = 0
+    if survey.policy.build_cache:
+        cache_bytes = _attempt(plan, docker, "build cache", lambda: _prune_build_cache(docker, survey.policy), 0)
+    all_layers = {layer for image_id in survey.images for layer in survey.chains(image_id)}
+    return plan.report(dry_run=False, freed_layers=deleted & all_layers,
+                       deleted_ids=deleted & set(survey.images),
+                       container_bytes=container_bytes if plan.containers else 0, cache_bytes=cache_bytes)
+
+
+def _attempt(plan, docker, part, work, failed_value=None):
+    """work()'s value; on an engine error, the part is named in plan.failures."""
+    try:
+        return work()
+    except StepFailed as err:
+        plan.failures.append("%s: %s" % (part, _engine_words(err)))
+        return failed_value
+
+
+def _remove_containers(step, docker, plan):
+    removed = []
     for container in plan.containers:
         try:
-            api.remove_container(container["Id"])
-            removed_containers.append(container)
-        except sdk.errors.NotFound:
-            pass
-        except sdk.errors.APIError as err:
-            ui.warn(step.name, "container %s not removed: %s" % (_container_name(container), err.explanation))
+            if docker.remove_container("remove container", container["Id"], force=False):
+                removed.append(container)
+        except EngineUnreachable:
+            raise
+        except StepFailed as err:
+            ui.warn(step.name, "container %s not removed: %s" % (_container_name(container), _engine_words(err)))
+    return removed
+
+
+def _engine_words(err):
+    """The engine's reason in a StepFailed of a verb ("what: reason")."""
+    return str(err).split(": ", 1)[-1].strip()
+
+
+def _remove_images(step, docker, plan, deleted):
+    """Remove the plan's images and tags; `deleted` gathers the ids and layers the
+    engine says it deleted, and the plan keeps only what went (also when this fails
+    half way)."""
     # A tagged image goes tag by tag (rmi by id refuses an image with several names).
     work = [(tag, image, False) for image, tag in plan.tags]
     for image in plan.images:
         work += [(tag, image, True) for tag in _tags(image)] or [(image["Id"], image, True)]
-    deleted, failed, done_tags = set(), set(), []
-    for target, image, whole in work:
-        try:
-            answer = api.remove_image(target, force=False, noprune=False) or []
-        except sdk.errors.ImageNotFound:
-            continue  # gone already
-        except sdk.errors.APIError as err:
-            ui.warn(step.name, "%s not removed: %s" % (_short(target), err.explanation))
-            failed.add(image["Id"])
-            continue
-        deleted.update(item["Deleted"] for item in answer if item.get("Deleted"))
-        if not whole:
-            done_tags.append((image, target))
-        docker.forget(target)
-    cache_bytes = 0
-    if survey.policy.build_cache:
-        filters = {"until": survey.policy.older_than} if survey.policy.older_than else None
-        cache_bytes = (api.prune_builds(filters=filters) or {}).get("SpaceReclaimed") or 0
-    plan.images = [image for image in plan.images if image["Id"] not in failed]
-    plan.tags = done_tags
-    plan.containers = removed_containers
-    all_layers = {layer for image_id in survey.images for layer in survey.chains(image_id)}
-    return plan.report(dry_run=False, freed_layers=deleted & all_layers,
-                       deleted_ids=deleted & set(survey.images),
-                       container_bytes=container_bytes if removed_containers else 0, cache_bytes=cache_bytes)
+    failed, done_tags, done_images = set(), [], set()
+    try:
+        for target, image, whole in work:
+            try:
+                answer = docker.remove_image("remove image", target) or []  # None: gone already
+            except EngineUnreachable:
+                raise
+            except StepFailed as err:
+                ui.warn(step.name, "%s not removed: %s" % (_short(target), _engine_words(err)))
+                failed.add(image["Id"])
+                continue
+            deleted.update(item["Deleted"] for item in answer if item.get("Deleted"))
+            if whole:
+                done_images.add(image["Id"])
+            elif answer:
+                done_tags.append((image, target))
+    finally:  # what was not reached, when the engine fails half way, is not reported as removed
+        plan.images = [image for image in plan.images if image["Id"] in done_images - failed]
+        plan.tags = done_tags
+
+
+def _prune_build_cache(docker, policy):
+    """Bytes the engine freed. Its `until` filter takes a Go duration only (72h, not 3d)."""
+    filters = {"until": "%ds" % policy.age} if policy.age is not None else None
+    return docker.prune_build_cache("prune the build cache", filters)
 
 
 def _reclaimable_cache(docker):
-    usage = docker.api.df()
+    usage = docker.disk_usage("disk usage")
     return sum(entry.get("Size") or 0 for entry in usage.get("BuildCache") or [] if not entry.get("InUse"))
 
 
 def _tell(step, docker, report, dry_run):
     verb = "would remove" if dry_run else "removed"
+    if dry_run and report["engine_wide"]:
+        ui.say(step.name, "%s images are chosen engine-wide, not only this project's (as `docker image prune`); "
+               "scope: project keeps to the images the workflows name and those built on them"
+               % " and ".join(report["engine_wide"]))
     for image in report["images"]:
         ui.say(step.name, "%s image %s %s" % (verb, _short(image["id"]), " ".join(image["tags"]) or "<none>"))
     if report["intermediate"]:
@@ -413,9 +621,18 @@ def _tell(step, docker, report, dry_run):
     for image in report["spared"]:
         ui.say(step.name, "kept %s %s: %s" % (_short(image["id"]), " ".join(image["tags"]) or "<none>",
                                              image["reason"]))
-    if report["filtered"]:
-        ui.say(step.name, "left alone: %d image(s) of that kind the filters do not choose (%s)"
-               % (report["filtered"], _filters(step)))
+    for item in report["staying"]:
+        ui.say(step.name, item["text"])
+    if report["images"] and report["listed_bytes"] > report["image_bytes"]:
+        count = len(report["images"])
+        ui.say(step.name, "the %s chosen add%s up to %s as `doit layers` and `docker images` count them (each "
+               "image with all its layers); layers are shared, with each other and with images that stay, so "
+               "counted once and without what stays they %s %s"
+               % ("1 image" if count == 1 else "%d images" % count, "s" if count == 1 else "",
+                  _human(report["listed_bytes"]), "would free" if dry_run else "freed",
+                  _human(report["image_bytes"])))
+    for failure in report["failures"]:
+        ui.warn(step.name, "failed: %s" % failure)
     approx = "" if report["exact"] else " at least"
     ui.say(step.name, "%s: %s%s %s (%d bytes: images %d, containers %d, build cache %d)"
            % ("dry run, nothing removed" if dry_run else "done",
@@ -423,15 +640,6 @@ def _tell(step, docker, report, dry_run):
               report["image_bytes"], report["container_bytes"], report["build_cache_bytes"]))
     ui.record(dict(report, event="dockflow.prune", step=step.name, engine=docker.host, dry_run=dry_run,
                    time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
-
-
-def _filters(step):
-    shown = []
-    for field in ("older_than", "labels", "not_labels"):
-        value = step.get(field) if step.spec.get(field) else None
-        if value:
-            shown.append("%s: %s" % (field, ", ".join(map(str, value)) if isinstance(value, list) else value))
-    return "; ".join(shown)
 
 
 def _tags(image):

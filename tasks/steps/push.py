@@ -92,24 +92,24 @@ def _stored_credentials(registry):
 def check(step, saved):
     from ..registry_api import RegistryUnreachable
 
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
-    image = docker.inspect_image(image_ref)
+    image = daemon.inspect_image(image_ref)
     memo = {"image_id": (image or {}).get("Id")}
     try:
-        return _compare(step, docker, image, memo)
+        return _compare(step, daemon, image, memo)
     except RegistryUnreachable as err:
         memo["unreachable"] = str(err)
         return Verdict(False, "pushing %s as %s (the registry does not answer yet: will retry)"
                        % (image_ref, target(step)), memo)
 
 
-def _compare(step, docker, image, memo):
+def _compare(step, daemon, image, memo):
     """The verdict from the digest the registry holds under repository:tag."""
     if image is None:  # not there at the check, or gone since
         raise StepFailed("%s: image %s is not in the engine %s (no step makes it?)"
-                         % (step.where("image"), step.get("image"), docker.host))
-    found = _registry_digest(step, docker)
+                         % (step.where("image"), step.get("image"), daemon.host))
+    found = _registry_digest(step, daemon)
     if found is None:
         return Verdict(False, "pushing %s as %s: the registry has no such tag" % (step.get("image"), target(step)),
                        memo)
@@ -129,7 +129,7 @@ def _compare(step, docker, image, memo):
                    % (step.get("image"), target(step), digest[:19]), memo)
 
 
-def _registry_digest(step, docker):
+def _registry_digest(step, daemon):
     """(manifest digest, config digest or None) of the registry's repository:tag, or None
     when it has no such tag. Asked from here, over plain HTTP where the engine would use
     it; a registry this machine cannot reach is asked through the engine, which may see
@@ -139,11 +139,11 @@ def _registry_digest(step, docker):
     repository, tag = repository_and_tag(step)
     address = step.get("registry")
     try:
-        registry = registry_api.Registry(address, credentials(step), insecure=docker.registry_is_insecure(address))
+        registry = registry_api.Registry(address, credentials(step), insecure=daemon.registry_is_insecure(address))
         found = registry.manifest(repository, tag)
     except registry_api.RegistryUnreachable as here:
         try:
-            digest = docker.distribution_digest(target(step), _auth_config(step))
+            digest = daemon.distribution_digest(target(step), _auth_config(step))
         except registry_api.RegistryUnreachable:
             raise here from None
         return None if digest is None else (digest, None)
@@ -157,7 +157,7 @@ def run(step, verdict):
     from ..registry_api import RegistryUnreachable
 
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     target_ref = target(step)
     retries = int(step.get("retries", 3))
     attempt = 0
@@ -166,12 +166,12 @@ def run(step, verdict):
         try:
             if memo.get("unreachable"):
                 # The check could not ask the registry: ask now, before pushing (force: false).
-                docker.forget(step.get("image"))
-                if _compare(step, docker, docker.inspect_image(step.get("image")), memo).current:
+                daemon.forget(step.get("image"))
+                if _compare(step, daemon, daemon.inspect_image(step.get("image")), memo).current:
                     ui.say(step.name, "the registry already holds %s" % target_ref)
                     return {"image_id": memo["image_id"], "digest": memo["digest"], "target": target_ref}
                 memo.pop("unreachable")
-            digest = push_image(docker, memo["image_id"], target_ref, _auth_config(step), step.name)
+            digest = push_image(daemon, memo["image_id"], target_ref, _auth_config(step), step.name)
             break
         except RegistryUnreachable as err:
             memo["unreachable"] = str(err)
@@ -183,7 +183,7 @@ def run(step, verdict):
             delay = FIRST_DELAY * 2 ** (attempt - 1)
             ui.warn(step.name, "%s; retrying in %gs (%d of %d)" % (err, delay, attempt, retries))
             time.sleep(delay)
-    docker.forget(target_ref)
+    daemon.forget(target_ref)
     return {"image_id": memo["image_id"], "digest": digest, "target": target_ref}
 
 
@@ -195,22 +195,18 @@ def _auth_config(step):
     return {"username": username, "password": password}
 
 
-def push_image(docker, image_id, target_ref, auth_config, step_name):
+def push_image(daemon, image_id, target_ref, auth_config, step_name):
     """Tag `image_id` as `target_ref` and push it; the digest the daemon reports.
     RegistryUnreachable / RegistryDenied / StepFailed from the daemon's stream."""
-    repository, tag = refs.split_tag(target_ref)
-    try:
-        docker.api.tag(image_id, repository, tag, force=True)
-        stream = docker.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
-        reader = _Progress(step_name, target_ref)
-        with reader:
-            for chunk in stream:
-                error = engine.stream_error(chunk)
-                if error is not None:
-                    raise _stream_error(target_ref, error)
-                reader.update(chunk)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: push of %s" % (step_name, target_ref), err) from None
+    what = "%s: push of %s" % (step_name, target_ref)
+    daemon.tag(what, image_id, target_ref)
+    reader = _Progress(step_name, target_ref)
+    with reader:
+        for chunk in daemon.push(what, target_ref, auth_config):
+            error = engine.stream_error(chunk)
+            if error is not None:
+                raise _stream_error(target_ref, error)
+            reader.update(chunk)
     if not reader.digest:
         raise StepFailed("%s: push of %s ended without a digest from the daemon" % (step_name, target_ref))
     ui.say(step_name, "pushed %s %s (%s)" % (target_ref, reader.digest, reader.summary()))

@@ -21,7 +21,7 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import sha256_file
-from . import Verdict, image_ref_problems
+from . import Verdict, image_ref_problems, remove_container
 
 DEFINITION_LABEL = "io.dockflow.registry"
 DATA_PATH = "/var/lib/registry"
@@ -100,15 +100,15 @@ def definition(step, image_id):
 
 
 def check(step, saved):
-    docker = engine.for_step(step)
-    image_id = docker.image_id(image_ref(step))
+    daemon = engine.for_step(step)
+    image_id = daemon.image_id(image_ref(step))
     if image_id is None:
         raise StepFailed("%s: image %s is not in the engine %s (the lab's registry_image step makes it)"
-                         % (step.where("image"), image_ref(step), docker.host))
+                         % (step.where("image"), image_ref(step), daemon.host))
     wanted = definition(step, image_id)
     memo = {"definition": wanted, "digest": value_digest(wanted)}
     name = container_name(step)
-    container = docker.inspect_container(name)
+    container = daemon.inspect_container(name)
     if container is None:
         return Verdict(False, "starting registry %s on port %d: no such container" % (name, wanted["port"]), memo)
     labels = (container.get("Config") or {}).get("Labels") or {}
@@ -141,52 +141,49 @@ def _answers(step, wanted):
 
 def run(step, verdict):
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     wanted, name = memo["definition"], container_name(step)
-    try:
-        if memo.get("recreate"):
-            docker.api.remove_container(memo.pop("container_id"), force=True)
-        if "container_id" not in memo:
-            memo["container_id"] = _create(step, docker, wanted, memo["digest"])
-        container = docker.api.inspect_container(memo["container_id"])
-        if not container["State"]["Running"]:
-            _start(step, docker, memo["container_id"], wanted)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: registry container %s" % (step.name, name), err) from None
-    _wait(step, docker, memo["container_id"], wanted)
+    what = "%s: registry container %s" % (step.name, name)
+    if memo.get("recreate"):
+        daemon.remove_container(what, memo.pop("container_id"))
+    if "container_id" not in memo:
+        memo["container_id"] = _create(step, daemon, wanted, memo["digest"])
+    container = daemon.inspect_container(memo["container_id"])
+    if container is None:
+        raise StepFailed("%s: it was removed while this step ran" % what)
+    if not container["State"]["Running"]:
+        _start(step, daemon, memo["container_id"], wanted)
+    _wait(step, daemon, memo["container_id"], wanted)
     ui.say(step.name, "registry %s answers at %s (data in volume %s)" % (name, address(step), wanted["volume"]))
     return {"container_id": memo["container_id"], "digest": memo["digest"], "address": address(step)}
 
 
-def _create(step, docker, wanted, digest):
-    api = docker.api
-    api.create_volume(wanted["volume"], labels={DEFINITION_LABEL: "data"})
+def _create(step, daemon, wanted, digest):
+    what = "%s: create registry container %s" % (step.name, container_name(step))
+    daemon.create_volume(what, wanted["volume"], labels={DEFINITION_LABEL: "data"})
     binds = {wanted["volume"]: {"bind": DATA_PATH, "mode": "rw"}}
     binds.update({path: {"bind": MOUNTS[field], "mode": "ro"} for field, path in wanted["files"].items()})
-    host_config = api.create_host_config(
-        binds=binds, port_bindings={"5000/tcp": (wanted["bind"], wanted["port"])},
-        restart_policy={"Name": "always"})
-    created = api.create_container(
-        wanted["image_id"], name=container_name(step), environment=wanted["environment"], ports=[5000],
-        host_config=host_config,
+    return daemon.create_container(
+        what, wanted["image_id"], name=container_name(step), environment=wanted["environment"], ports=[5000],
+        host_config={"binds": binds, "port_bindings": {"5000/tcp": (wanted["bind"], wanted["port"])},
+                     "restart_policy": {"Name": "always"}},
         labels={DEFINITION_LABEL: digest, "io.dockflow.registry.image": wanted["image_id"]})
-    return created["Id"]
 
 
-def _start(step, docker, container_id, wanted):
+def _start(step, daemon, container_id, wanted):
     try:
-        docker.api.start(container_id)
-    except docker.sdk_errors() as err:
+        daemon.start_container("%s: start registry %s" % (step.name, container_name(step)), container_id)
+    except StepFailed as err:
         # Leave no container behind that a later run would take for a good one.
-        docker.api.remove_container(container_id, force=True)
-        text = str(getattr(err, "explanation", "") or err)
+        remove_container(daemon, container_id)
+        text = str(err)
         if "already allocated" in text or "address already in use" in text:
             raise StepFailed("%s: port %d is taken on %s (another registry?); stop it or choose "
                              "another port:" % (step.where("port"), wanted["port"], wanted["bind"])) from None
-        raise docker.failure("%s: start registry %s" % (step.name, container_name(step)), err) from None
+        raise
 
 
-def _wait(step, docker, container_id, wanted):
+def _wait(step, daemon, container_id, wanted):
     """Until /v2/ answers; bounded by wait_seconds. A container that exits fails at once."""
     deadline = time.monotonic() + float(step.get("wait_seconds", 30))
     # A registry answers ~0.1-0.3 s after its start: ask often at first, then every 0.2 s.
@@ -194,9 +191,10 @@ def _wait(step, docker, container_id, wanted):
     while True:
         if _answers(step, wanted):
             return
-        state = docker.api.inspect_container(container_id)["State"]
+        state = (daemon.inspect_container(container_id) or {}).get("State") or {"Running": False, "ExitCode": "?"}
         if not state["Running"] or time.monotonic() > deadline:
-            logs = docker.api.logs(container_id, tail=LOG_LINES).decode(errors="replace").rstrip()
+            logs = daemon.container_logs("%s: logs of %s" % (step.name, container_name(step)), container_id,
+                                         tail=LOG_LINES).rstrip()
             why = "exited with code %s" % state["ExitCode"] if not state["Running"] else \
                 "did not answer on /v2/ within %ss" % step.get("wait_seconds", 30)
             raise StepFailed("%s: registry %s %s at %s; its last log lines:\n%s"

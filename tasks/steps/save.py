@@ -36,12 +36,12 @@ def problems(step):
 def check(step, saved):
     from .. import imagetar
 
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref, tar_path = step.get("image"), step.path("tar")
-    image_id = docker.image_id(image_ref)
+    image_id = daemon.image_id(image_ref)
     if image_id is None:
         raise StepFailed("%s: image %s is not in the engine %s (no step builds or tags it?)"
-                         % (step.where("image"), image_ref, docker.host))
+                         % (step.where("image"), image_ref, daemon.host))
     memo = {"image_id": image_id}
     shown = os.path.relpath(tar_path)
     if not os.path.isfile(tar_path):
@@ -86,15 +86,16 @@ def run(step, verdict):
     from ..progress import bytes_bar, human
 
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref, tar_path = step.get("image"), step.path("tar")
-    image = docker.inspect_image(image_ref) or {}
+    image = daemon.inspect_image(image_ref) or {}
     read = 0
     try:
         with atomic_writer(tar_path) as handle, bytes_bar("save " + image_ref, image.get("Size")) as bar:
             hashing = _Hashing(handle)
             out = gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, filename="") if step.get("gzip") else hashing
-            for chunk in docker.api.get_image(image_ref, chunk_size=CHUNK):  # by name: the tar keeps the tag
+            # by name, not id: the tar keeps the tag
+            for chunk in daemon.save("%s: save of %s" % (step.name, image_ref), image_ref, CHUNK):
                 out.write(chunk)
                 read += len(chunk)
                 bar.advance(len(chunk))
@@ -102,8 +103,6 @@ def run(step, verdict):
                 out.close()  # writes the gzip trailer; the file itself stays open
         sha256 = hashing.digest.hexdigest()
         imagetar.write_sidecar(tar_path, sha256)
-    except docker.sdk_errors() as err:
-        raise docker.failure("%s: save of %s" % (step.name, image_ref), err) from None
     except OSError as err:
         raise StepFailed("%s: cannot write %s: %s" % (step.name, tar_path, err.strerror or err)) from None
     stats = imagetar.known_sha256(tar_path, sha256)

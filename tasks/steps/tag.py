@@ -27,12 +27,12 @@ def problems(step):
 
 
 def check(step, saved):
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     source = step.get("source")
     source_id = source_image_id(step)
     to_tag = {}  # ref -> the image it names now (None: a new name)
     for ref in step.get("tags"):
-        current_id = docker.image_id(ref)
+        current_id = daemon.image_id(ref)
         if current_id == source_id:
             continue
         if current_id is not None and not step.get("force") and refs.parse(ref).tag != "latest" \
@@ -50,17 +50,12 @@ def check(step, saved):
 
 def run(step, verdict):
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     for ref, previous_id in memo["to_tag"].items():
-        repository, tag = refs.split_tag(ref)
-        if tag == "latest":
+        if refs.split_tag(ref)[1] == "latest":
             ui.warn(step.name, "%s is a moving target: whoever runs it gets whatever was tagged last; "
                                "deploy a version tag instead" % ref)
         elif previous_id is not None:  # a moving tag, or one forced: say what it named
             ui.say(step.name, "moving %s from %s to %s" % (ref, previous_id[7:19], memo["source_id"][7:19]))
-        try:
-            docker.api.tag(memo["source_id"], repository, tag, force=True)
-        except docker.sdk_errors() as err:
-            raise docker.failure("%s: tag %s" % (step.name, ref), err) from None
-        docker.forget(ref)
+        daemon.tag("%s: tag %s" % (step.name, ref), memo["source_id"], ref)
     return {"source_id": memo["source_id"], "tags": step.get("tags")}

@@ -1,11 +1,15 @@
 """transfer: a tar -> one or more destinations (the `cp` / `scp` of Exercise 3.08).
 
 A destination is a local path or `[user@]host:/path` over ssh (scp, options from
-the step's `ssh:` field). One ending in `/` is a folder that receives the tar
-under its own name. Each copy goes to a temporary name at the destination, its
-sha256 is checked there, and only then is it renamed: an interrupted copy never
-leaves a file under the final name. Up to date when every destination already
-holds the tar's sha256.
+the step's `ssh:` field), read as `cp` and `scp` read it:
+  an existing folder, with or without a trailing `/`   the tar goes into it, under its own name
+  a missing path ending in `/`                          made as a folder, the tar goes into it
+  a missing path without one                            the file name the tar is copied to
+                                                        (the plan says so)
+  an existing file                                      replaced
+Each copy goes to a temporary name at the destination, its sha256 is checked
+there, and only then is it renamed: an interrupted copy never leaves a file under
+the final name. Up to date when every destination already holds the tar's sha256.
 """
 import os
 import subprocess
@@ -21,7 +25,7 @@ from . import Verdict
 
 
 def outputs(step):
-    return [("file", dest) for dest, remote in _destinations(step) if remote is None]
+    return [("file", dest) for dest, remote, _named in _destinations(step) if remote is None]
 
 
 def inputs(step):
@@ -29,19 +33,23 @@ def inputs(step):
 
 
 def _destinations(step):
-    """[(final path, None) for local | (final path, Remote) for ssh], in the step's order."""
+    """[(path, Remote or None, named)] in the step's order: `named` when the text does not
+    end in `/` and is no folder here, so that the tar is copied to a file of that name.
+    A remote one may still be a folder there: check() asks (_remote_state)."""
     name = os.path.basename(step.path("tar"))
     found = []
     for text in step.get("destinations"):
         remote_parts = ssh.parse_destination(text)
         if remote_parts is None:
-            path = os.path.join(step.workflow.base_dir, os.path.expanduser(text))
-            final = os.path.join(path, name) if text.endswith("/") else os.path.normpath(path)
-            found.append((final, None))
+            path = os.path.normpath(os.path.join(step.workflow.base_dir, os.path.expanduser(text)))
+            into = text.endswith("/") or os.path.isdir(path)
+            found.append((os.path.join(path, name) if into else path, None, not into))
         else:
             user, host, path = remote_parts
-            final = path + name if path.endswith("/") else path
-            found.append((final, ssh.Remote(host, user, step.get("ssh"), step.workflow.base_dir)))
+            remote = ssh.Remote(host, user, step.get("ssh"), step.workflow.base_dir)
+            folder = path or "./"  # host: alone is the remote home folder, as for scp
+            into = folder.endswith("/")
+            found.append((folder + name if into else path, remote, not into))
     return found
 
 
@@ -61,21 +69,46 @@ def check(step, saved):
         raise StepFailed("%s: %s does not match its checksum file %s: run its save step again"
                          % (step.where("tar"), tar_path, imagetar.sidecar_path(tar_path)))
     dest_stats, pending = dict(saved.get("dest_files") or {}), []
-    for final, remote in _destinations(step):
+    name = os.path.basename(tar_path)
+    for final, remote, named in _destinations(step):
         if remote is None:
             if os.path.isfile(final):
                 dest_sha, dest_stats[final] = imagetar.cached_sha256(final, dest_stats.get(final))
             else:
                 dest_sha = None
+        elif named:
+            final, named, dest_sha = _remote_state(remote, final, name)
         else:
             dest_sha = _remote_sha256(remote, final)
         if dest_sha != sha256:
-            pending.append((final, remote, dest_sha is None))
+            pending.append((final, remote, _state_words(dest_sha, named)))
     memo = {"sha256": sha256, "files": stats, "dest_files": dest_stats, "pending": pending}
     if not pending:
         return Verdict(True, memo=memo)
     return Verdict(False, "copying %s to %s" % (os.path.relpath(tar_path), ", ".join(
-        "%s (%s)" % (_shown(f, r), "missing" if missing else "differs") for f, r, missing in pending)), memo)
+        "%s (%s)" % (_shown(f, r), words) for f, r, words in pending)), memo)
+
+
+def _state_words(dest_sha, named):
+    """How the plan shows a destination that is not up to date."""
+    if dest_sha is not None:
+        return "differs"
+    if named:
+        return "missing: a new file of that name; end the destination with / for a folder"
+    return "missing"
+
+
+def _remote_state(remote, path, name):
+    """(final path, named, sha256 or None) of a remote destination written without a
+    trailing `/`: a folder there receives the tar under its own name, as scp does."""
+    script = ('if [ -d "$1" ]; then echo folder; p="${1%/}/$2"; else echo named; p="$1"; fi; '
+              'if [ -f "$p" ]; then sha256sum -- "$p"; fi')
+    _code, out = remote.run("sh", "-c", script, "sh", path, name, what="look at " + path)
+    lines = out.splitlines()
+    folder = bool(lines) and lines[0] == "folder"
+    final = path.rstrip("/") + "/" + name if folder else path
+    sha = lines[1].split()[0] if len(lines) > 1 and lines[1].strip() else None
+    return final, not folder, sha
 
 
 def _remote_sha256(remote, path):
@@ -91,7 +124,7 @@ def run(step, verdict):
     tar_path = step.path("tar")
     size = os.path.getsize(tar_path)
     dest_stats = dict(memo["dest_files"])
-    for final, remote, _missing in memo["pending"]:
+    for final, remote, _words in memo["pending"]:
         started = time.monotonic()
         if remote is None:
             dest_stats[final] = _copy_local(step, tar_path, final, memo["sha256"], size)

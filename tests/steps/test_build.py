@@ -332,3 +332,42 @@ def test_a_reader_that_goes_away_stops_the_run_quietly(project, names, busybox_i
     assert "Traceback" not in errors and "Logging error" not in errors, errors
     commands = docker_cli("ps", "-a", "--no-trunc", "--format", "{{.Command}}")
     assert names + "-marker" not in commands, commands
+
+
+def test_folders_reach_the_build_as_docker_build_sends_them(project, names, busybox_image, docker_cli):
+    """An empty folder and a folder's mode reach the image as they do with `docker build`
+    (compared with the CLI's own build of the same context); a folder excluded but
+    entered for a `!` pattern is sent by neither, so the engine makes it 0755. An
+    empty folder added later rebuilds."""
+    project.write("c/Dockerfile", "FROM %s\nCOPY . /ctx/\n" % busybox_image)
+    project.write("c/.dockerignore", "hidden\n!hidden/keep.txt\n")
+    project.write("c/private/data.txt", "data\n")
+    project.write("c/hidden/keep.txt", "kept\n")
+    os.makedirs(project.path("c/empty"))
+    os.makedirs(project.path("c/open/inner"))
+    for folder, mode in (("private", 0o700), ("hidden", 0o700), ("empty", 0o750), ("open", 0o777)):
+        os.chmod(project.path("c/" + folder), mode)
+    project.workflow("""
+        steps:
+          folders:
+            kind: build
+            context: ../c
+            image: %s/ours
+        """ % names)
+    assert project.doit("folders").returncode == 0
+
+    def modes(image):
+        """(mode, path) of every folder under /ctx, as ls shows them."""
+        listing = docker_cli("run", "--rm", image, "ls", "-ldR", "/ctx", "/ctx/empty", "/ctx/private",
+                             "/ctx/hidden", "/ctx/open", "/ctx/open/inner")
+        return sorted((line.split()[0], line.split()[-1]) for line in listing.splitlines())
+
+    docker_cli("build", "-q", "-t", names + "/cli", project.path("c"))
+    ours = modes(names + "/ours")
+    assert ours == modes(names + "/cli")
+    assert ("drwxr-x---", "/ctx/empty") in ours and ("drwx------", "/ctx/private") in ours
+    assert ("drwxrwxrwx", "/ctx/open") in ours and ("drwxr-xr-x", "/ctx/hidden") in ours
+
+    os.makedirs(project.path("c/later"))
+    again = project.doit("folders")
+    assert again.returncode == 0 and "later (new)" in again.output, again.output

@@ -145,3 +145,48 @@ def test_unreachable_host_is_one_clear_line(project, app, hostb, tmp_path):
     done = project.doit("transfer")
     assert done.returncode == 1, done.output
     assert "ssh could not connect" in done.output and "Traceback" not in done.output
+
+
+def test_destinations_read_as_cp_reads_them(project, app):
+    """An existing folder without its `/` is "into it"; a missing path with a `/` is made
+    as a folder; a missing path without one is a file name, and the plan says so."""
+    os.makedirs(project.path("ship"))
+    flow(project, app, '["../ship", "../made/", "../named"]')
+    assert project.doit("save").returncode == 0
+    plan = project.doit("plan", "transfer")
+    assert plan.returncode == 0, plan.output
+    assert "ship/app.tar (missing)" in plan.output
+    assert "made/app.tar (missing)" in plan.output
+    assert "named (missing: a new file of that name; end the destination with / for a folder)" in plan.output
+    done = project.doit("transfer")
+    assert done.returncode == 0, done.output
+    expected = sha256(project.path("out/app.tar"))
+    assert sha256(project.path("ship/app.tar")) == expected
+    assert sha256(project.path("made/app.tar")) == expected
+    assert os.path.isfile(project.path("named")) and sha256(project.path("named")) == expected
+    again = project.doit("transfer")
+    assert again.returncode == 0 and "-- transfer" in again.output, again.output
+
+
+@pytest.mark.hostb
+def test_host_b_destinations_read_as_scp_reads_them(project, app, hostb, names):
+    """host:/folder without its `/`, when the folder exists there, is "into it"; a missing
+    host:/path without one is a file name, and the plan says so."""
+    base = "/tmp/dockflow-%s" % names
+    assert _remote(hostb, "mkdir", "-p", base + "/ship").returncode == 0
+    target = "root@%s:" % hostb.address
+    flow(project, app, '["%s%s/ship", "%s%s/named"]' % (target, base, target, base), _ssh_field(hostb))
+    try:
+        assert project.doit("save").returncode == 0
+        plan = project.doit("plan", "transfer")
+        assert "%s%s/ship/app.tar (missing)" % (target, base) in plan.output, plan.output
+        assert "%s%s/named (missing: a new file of that name" % (target, base) in plan.output, plan.output
+        done = project.doit("transfer")
+        assert done.returncode == 0, done.output
+        expected = sha256(project.path("out/app.tar"))
+        for path in ("/ship/app.tar", "/named"):
+            assert _remote(hostb, "sha256sum", base + path).stdout.split()[0] == expected
+        again = project.doit("transfer")
+        assert again.returncode == 0 and "-- transfer" in again.output, again.output
+    finally:
+        _remote(hostb, "rm", "-rf", base)

@@ -1,0 +1,157 @@
+"""build's decisions against the fake engine: when an image is up to date, and the
+reason `why_changed` gives when it is not (a context file, the Dockerfile, a base
+image, the step's definition, the image itself). tests/steps/test_build.py proves
+the same against the real engine's builder."""
+import os
+
+import pytest
+
+from tasks.digest import INPUTS_LABEL
+from tasks.steps import build
+from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
+
+FLOW = """
+    steps:
+      build_app:
+        kind: build
+        context: ../app
+        image: lab/app:1
+        args: {GREETING: %s}
+        %s
+    """
+SAVED_FIELDS = ("input_digest", "files", "bases", "definition_digest")
+
+
+@pytest.fixture
+def app(flow, fake_engine):
+    """A context folder (Dockerfile FROM lab/base:1, hello.txt); the base image is in the engine."""
+    flow.write("app/Dockerfile", "FROM lab/base:1\nARG GREETING\nCOPY hello.txt /\n")
+    flow.write("app/hello.txt", "hello\n")
+    fake_engine.add_image(["lab/base:1"], layers=["base"])
+    return flow
+
+
+def load(flow, greeting="hi", extra=""):
+    return flow.steps(FLOW % (greeting, extra))["build_app"]
+
+
+def built(fake_engine, step):
+    """The saved values of a successful build of `step` now (as run() records them): its image in the engine."""
+    verdict = build.check(step, {})
+    image_id = fake_engine.add_image(["lab/app:1"], layers=["base", "app"])
+    return dict({field: verdict.memo[field] for field in SAVED_FIELDS}, image_id=image_id)
+
+
+def reason(step, saved=None):
+    return out_of_date(build, step, saved).reason
+
+
+def test_an_image_the_engine_lacks_is_built(app):
+    assert reason(load(app), {}) == "building lab/app:1: the engine has no such image"
+
+
+def test_a_recorded_build_with_the_same_inputs_is_up_to_date(app, fake_engine):
+    step = load(app)
+    assert build.check(step, built(fake_engine, step)).current
+
+
+def test_an_image_with_no_build_recorded_here_is_rebuilt(app, fake_engine):
+    step = load(app)
+    built(fake_engine, step)
+    assert reason(step, {}) == (
+        "rebuilding lab/app:1: no successful build of it is recorded in this project (a first run here, or its "
+        "last build failed); Docker's cache makes an unchanged build quick")
+
+
+def test_an_edited_context_file_is_named(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    app.write("app/hello.txt", "hello again\n")
+    app.write("app/new.txt", "new\n")
+    assert reason(step, saved) == "rebuilding lab/app:1: changed: hello.txt, new.txt (new)"
+
+
+def test_a_file_touched_without_a_content_change_rebuilds_nothing(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    os.utime(app.path("app/hello.txt"), (1, 1))
+    app.write("app/hello.txt", "hello\n")  # a new ctime, the same bytes
+    assert build.check(step, saved).current
+
+
+def test_an_edited_dockerfile_is_named(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    app.write("app/Dockerfile", "FROM lab/base:1\nARG GREETING\nCOPY hello.txt /srv/\n")
+    assert reason(step, saved) == "rebuilding lab/app:1: changed: Dockerfile"
+
+
+def test_a_rebuilt_base_image_is_named_with_its_new_id(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    new_base = fake_engine.add_image(["lab/base:1"], layers=["base", "security fix"])
+    assert reason(step, saved) == "rebuilding lab/app:1: base image lab/base:1 is new (%s)" % new_base[7:19]
+
+
+def test_a_removed_base_image_is_named_missing(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    fake_engine.remove_image("arrange", "lab/base:1")
+    assert reason(step, saved) == "rebuilding lab/app:1: base image lab/base:1 is missing"
+
+
+def test_a_changed_build_arg_is_a_changed_definition(app, fake_engine):
+    saved = built(fake_engine, load(app, greeting="hi"))
+    assert reason(load(app, greeting="hello"), saved) == "rebuilding lab/app:1: the step's definition changed"
+
+
+def test_a_doc_edit_rebuilds_nothing(app, fake_engine):
+    saved = built(fake_engine, load(app))
+    assert build.check(load(app, extra="doc: the app, now documented"), saved).current
+
+
+def test_an_image_replaced_under_the_name_is_rebuilt(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    other = fake_engine.add_image(["lab/app:1"], layers=["someone else's"])
+    assert reason(step, saved) == (
+        "rebuilding lab/app:1: the engine's image of that name (%s) is not the one this step built (%s)"
+        % (other[7:19], saved["image_id"][7:19]))
+
+
+def test_a_removed_image_is_built_again(app, fake_engine):
+    step = load(app)
+    saved = built(fake_engine, step)
+    fake_engine.remove_image("arrange", "lab/app:1")
+    assert reason(step, saved) == "building lab/app:1: the engine has no such image"
+
+
+def test_an_extra_tag_that_is_missing_is_only_tagged(app, fake_engine):
+    step = load(app, extra="tags: [lab/app:latest]")
+    saved = built(fake_engine, step)
+    verdict = build.check(step, saved)
+    assert not verdict.current
+    assert verdict.reason == "tagging lab/app:1 as lab/app:latest"
+    assert verdict.memo["image_id"] == saved["image_id"]  # run() tags it; nothing is built
+
+
+def test_the_inputs_label_stands_for_a_lost_record(app, fake_engine):
+    """cache_from builds carry their digest as a label: a lost .dockflow/ rebuilds nothing."""
+    step = load(app, extra="cache_from: [lab/app:1]")
+    digest = build.check(step, {}).memo["input_digest"]
+    fake_engine.add_image(["lab/app:1"], layers=["base", "app"], labels={INPUTS_LABEL: digest})
+    assert build.check(step, {}).current
+
+
+def test_the_run_records_what_the_next_check_compares(app, fake_engine):
+    """The run twice: what run() returns makes the next check up to date."""
+    step = load(app)
+    saved = build.run(step, build.check(step, {}))
+    assert saved["image_id"] == fake_engine.image_id("lab/app:1")
+    assert build.check(step, saved).current
+    (options,) = [call[1] for call in fake_engine.calls if call[0] == "build"]
+    assert options["buildargs"] == {"GREETING": "hi"} and options["tag"] == "lab/app:1"
+
+
+def test_the_bases_read_from_the_dockerfile_are_inputs(app):
+    assert build.inputs(load(app)) == [("image", "lab/base:1"), ("file", app.path("app"))]

@@ -1,0 +1,105 @@
+"""load's decisions against fake engines: up to date when the target engine names the
+tar's image id under each wanted tag (or the id its containerd store uses). The tars
+are written by another fake engine's `save` (legacy layout) and converted as newer
+engines write them. tests/steps/test_load.py proves it against real engines."""
+import pytest
+
+from tasks import imagetar
+from tasks.errors import StepFailed
+from tasks.steps import load as load_kind
+from tests.support import savefmt
+from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
+    FAKE_HOST, FakeEngine, fake_engine, flow, install, out_of_date)
+
+
+def load(flow, extra=""):
+    return flow.steps("""
+        steps:
+          load_app:
+            kind: load
+            tar: ../out/app.tar
+            %s
+        """ % extra)["load_app"]
+
+
+def write_tar(flow, tags=("lab/app:1",), layout="legacy"):
+    """out/app.tar and its checksum file, holding an image another engine saved; its config id
+    and the ids an engine with the containerd store would name it by."""
+    source = FakeEngine("unix:///nonexistent/source.sock")
+    image_id = source.add_image(list(tags), layers=["base", "app"])
+    legacy = flow.write("out/legacy.tar", b"".join(source.save("save", image_id if not tags else tags[0], 1 << 16)))
+    path = flow.path("out/app.tar")
+    digests = savefmt.convert(legacy, path, layout)
+    imagetar.write_sidecar(path, imagetar.cached_sha256(path)[0])
+    return image_id, digests
+
+
+def reason(step, saved=None):
+    return out_of_date(load_kind, step, saved).reason
+
+
+def test_a_target_without_the_image_gets_the_tar(flow, fake_engine):
+    write_tar(flow)
+    assert reason(load(flow)) == "loading out/app.tar into %s: it has no lab/app:1" % FAKE_HOST
+
+
+def test_a_target_that_names_the_tar_image_under_its_tag_is_up_to_date(flow, fake_engine):
+    image_id, _ = write_tar(flow)
+    fake_engine.add_image(["lab/app:1"], layers=["base", "app"])
+    verdict = load_kind.check(load(flow), {})
+    assert verdict.current
+    assert verdict.memo["wanted"] == [("lab/app:1", [image_id])]
+
+
+def test_a_tag_that_names_another_image_on_the_target_is_loaded_over(flow, fake_engine):
+    write_tar(flow)
+    fake_engine.add_image(["lab/app:1"], layers=["base", "an older app"])
+    assert reason(load(flow)) == "loading out/app.tar into %s: it has no lab/app:1" % FAKE_HOST
+
+
+@pytest.mark.parametrize("layout", ["oci", "oci-nested"])
+def test_a_containerd_store_naming_the_image_by_its_manifest_is_up_to_date(flow, fake_engine, layout):
+    _, digests = write_tar(flow, layout=layout)
+    fake_engine.add_image(["lab/app:1"], layers=["base", "app"], image_id=digests[0])
+    assert load_kind.check(load(flow), {}).current
+
+
+def test_the_step_image_must_be_one_the_tar_holds(flow, fake_engine):
+    write_tar(flow)
+    with pytest.raises(StepFailed, match=r"steps.load_app.image: the tar \S+ holds no image tagged lab/other:1 "
+                                         r"\(it holds lab/app:1\)"):
+        load_kind.check(load(flow, "image: lab/other:1"), {})
+
+
+def test_an_untagged_image_is_wanted_by_its_id(flow, fake_engine):
+    image_id, _ = write_tar(flow, tags=())
+    assert reason(load(flow)) == "loading out/app.tar into %s: it has no %s" % (FAKE_HOST, image_id)
+
+
+def test_the_record_of_the_same_file_spares_reading_its_index(flow, fake_engine):
+    """Same size, ctime, inode and mode as recorded: the recorded images stand (a 1 GiB tar is not opened)."""
+    write_tar(flow)
+    verdict = load_kind.check(load(flow), {})
+    recorded = dict(verdict.memo, images=[{"id": "sha256:" + "1" * 64, "ids": [], "tags": ["lab/recorded:1"]}])
+    assert reason(load(flow), recorded) == "loading out/app.tar into %s: it has no lab/recorded:1" % FAKE_HOST
+
+
+def test_a_damaged_tar_is_refused_in_the_words_of_its_checksum(flow, fake_engine):
+    write_tar(flow)
+    with open(flow.path("out/app.tar"), "r+b") as tar:
+        tar.truncate(1024)
+    with pytest.raises(StepFailed, match="does not match its checksum .*truncated or changed since it was saved"):
+        load_kind.check(load(flow), {})
+
+
+def test_a_missing_tar_names_the_save_step_that_makes_it(flow, fake_engine):
+    with pytest.raises(StepFailed, match=r"steps.load_app.tar: \S+/out/app.tar does not exist \(run the save step"):
+        load_kind.check(load(flow), {})
+
+
+def test_the_target_is_the_step_docker_host(flow, fake_engine, monkeypatch):
+    other = install(monkeypatch, "tcp://127.0.0.1:1")
+    image_id, _ = write_tar(flow)
+    other.add_image(["lab/app:1"], layers=["base", "app"])
+    assert load_kind.check(load(flow, "docker_host: tcp://127.0.0.1:1"), {}).current
+    assert not fake_engine.calls  # the default engine was never asked
