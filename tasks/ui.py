@@ -196,13 +196,14 @@ def unwinding():
 def _silence_stdout():
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.__stdout__.fileno())
+        os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
 
 
 def _file_format(record):
-    # A structured line stays pure JSON in the file too, for monitoring to parse.
-    if record["extra"].get("structured"):
+    # A structured line stays pure JSON in the file too, for monitoring to parse; a
+    # FAILED line reads as on stderr (which a scheduled run appends to this file too).
+    if record["extra"].get("structured") or record["extra"].get("file_only"):
         return "{message}\n"
     return "{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {message}\n"
 
@@ -226,12 +227,22 @@ def step_event(step_name, status, message, error=False, **fields):
 
 
 def failed(step_name, message):
-    """A step's one FAILED line: on stderr, and in the text log if there is one."""
+    """A step's one FAILED line: on stderr, and in the text log if there is one. A
+    scheduled run's stderr is that log already (tasks/schedule.py appends it there):
+    then the line is written once."""
     line = "FAILED %s: %s" % (step_name, message)
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-    if os.environ.get("DOCKFLOW_LOG_FILE"):
+    log_file = os.environ.get("DOCKFLOW_LOG_FILE")
+    if log_file and not _is_stderr(log_file):
         logger().bind(file_only=True).error("{}", line)
+
+
+def _is_stderr(path):
+    try:
+        return os.path.samestat(os.fstat(sys.stderr.fileno()), os.stat(path))
+    except (OSError, ValueError):  # no such file yet, or a stderr with no descriptor
+        return False
 
 
 def say(step_name, message):

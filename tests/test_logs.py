@@ -20,15 +20,16 @@ def test_a_program_that_imports_us_keeps_its_own_loguru_sinks():
               "logger.add(lambda message: seen.append(message.record['message']), format='{message}')\n"
               "from tasks import ui\n"
               "ui.say('step', 'hello')\n"
+              "logger.info('between')\n"
               "ui.remove_sinks()\n"
               "logger.info('after')\n"
               "sys.stderr.write(repr(seen))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=REPO))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "   step: hello\n"  # our sink; gone after remove_sinks: "after" is not ours
     program_saw = eval(done.stderr.splitlines()[-1])  # the program's own sink, kept throughout
-    assert program_saw == ["   step: hello", "after"]
+    assert program_saw == ["   step: hello", "between", "after"]
+    assert done.stdout == "   step: hello\n"  # our sink takes only our records, and is gone after remove_sinks
 
 
 def scheduled_command(project, step):
@@ -57,24 +58,26 @@ def step_events(records, step):
             if r["record"]["extra"].get("event") == "dockflow.step" and r["record"]["extra"]["step"] == step]
 
 
-def test_a_scheduled_step_that_fails_is_in_the_text_log_and_the_json_log(offline_project):
-    """The 3 a.m. prune finds no engine: the FAILED line reaches the log files, not only
-    a stderr nobody reads."""
-    offline_project.workflow("""
+def prune_that_fails(project):
+    """The 3 a.m. prune finds no engine (the offline project's DOCKER_HOST is a dead socket)."""
+    project.workflow("""
         steps:
           prune:
             kind: prune
             schedule: "30 3 * * *"
         """, name="nightly.yaml")
+
+
+def test_a_scheduled_step_that_fails_is_in_the_text_log_and_the_json_log(offline_project):
+    """The FAILED line reaches the log files, not only a stderr nobody reads."""
+    prune_that_fails(offline_project)
     done = run_as_cron(offline_project, "prune")
     assert done.returncode == 1, done.stderr
-    failed = [line for line in done.stderr.splitlines() if line.startswith("FAILED prune: ")]
-    assert len(failed) == 1 and "cannot reach the Docker engine" in failed[0], done.stderr
-    assert "| INFO" not in done.stderr and "| ERROR" not in done.stderr  # loguru's default sink is gone
     with open(offline_project.path(".dockflow/logs/prune.log")) as handle:
         text_log = handle.read().splitlines()
-    assert [line for line in text_log if "FAILED" in line] == [text_log[-1]]
-    assert text_log[-1].endswith(" ERROR " + failed[0]), text_log
+    failed = [line for line in text_log if "FAILED" in line]
+    assert len(failed) == 1 and failed[0].startswith("FAILED prune: cannot reach the Docker engine"), text_log
+    assert not [line for line in text_log if "| INFO" in line or "| ERROR" in line]  # no loguru default sink
     records = json_log(offline_project, "prune")
     events = step_events(records, "prune")
     assert [event["status"] for event in events] == ["started", "failed"], records
@@ -82,6 +85,19 @@ def test_a_scheduled_step_that_fails_is_in_the_text_log_and_the_json_log(offline
     assert events[1]["error_message"] == failed[0][len("FAILED prune: "):]
     assert isinstance(events[1]["duration_s"], float)
     assert records[-1]["record"]["level"]["name"] == "ERROR" and records[-1]["text"].startswith("prune: FAILED: ")
+
+
+def test_a_failed_step_reaches_a_log_file_that_is_not_its_stderr(offline_project):
+    """DOCKFLOW_LOG_FILE set by hand (stderr a terminal, say): the FAILED line is on
+    stderr and in the log, once each."""
+    prune_that_fails(offline_project)
+    log_file = offline_project.path("by-hand.log")
+    done = offline_project.doit("prune", env={"DOCKFLOW_LOG_FILE": log_file})
+    assert done.returncode == 1, done.output
+    failed = [line for line in done.stderr.splitlines() if line.startswith("FAILED prune: ")]
+    assert len(failed) == 1 and "| INFO" not in done.stderr, done.stderr
+    with open(log_file) as handle:
+        assert [line for line in handle.read().splitlines() if "FAILED" in line] == failed
 
 
 @pytest.mark.engine
