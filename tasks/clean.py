@@ -15,7 +15,7 @@ import os
 
 from . import engine, imagetar, refs, steps
 from .errors import StepFailed
-from .steps import prune
+from .labels import KEEP_LABEL
 
 
 def clean_steps(chosen, all_steps, dry_run, out):
@@ -87,8 +87,8 @@ def _image_kept(step, ref):
     image = daemon.inspect_image(ref)
     if image is None:
         return GONE, "the engine %s has no such image" % daemon.host
-    if prune.KEEP_LABEL in ((image.get("Config") or {}).get("Labels") or {}):
-        return KEPT, "it has the keep label %s" % prune.KEEP_LABEL
+    if KEEP_LABEL in ((image.get("Config") or {}).get("Labels") or {}):
+        return KEPT, "it has the keep label %s" % KEEP_LABEL
     users = [c for c in daemon.containers("list containers", all=True) if c.get("ImageID") == image["Id"]]
     if users:
         state = "running" if any(c.get("State") == "running" for c in users) else "stopped"

@@ -89,7 +89,3 @@ def changed_files(old_stats, new_stats, limit=3):
         changes = changes[:limit] + ["%d more" % (len(changes) - limit)]
     return changes
 
-
-# The image label that carries the digest of a step's inputs: the state lives with
-# the image, so a lost .dockflow database or a `docker rmi` cannot lie about it.
-INPUTS_LABEL = "io.dockflow.inputs"

@@ -126,7 +126,7 @@ def describe_step(step):
         if variables.names_in_value(written):
             lines.append("  %-*s  = %s" % (width, "", _now(step, lambda: step.get(field))))
     names = sorted(set(variables.names_in_value(step.definition())))
-    switches = getattr(steps.module_for(step.kind), "COMMAND_LINE_SWITCHES", ())
+    switches = steps.module_for(step.kind).COMMAND_LINE_SWITCHES
     if names or switches:
         lines += ["", "variables it reads (change one for a run: doit %s NAME=VALUE):" % step.name]
         flow_vars = step.workflow.variables

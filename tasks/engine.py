@@ -6,8 +6,8 @@ Two doors to the same engine:
   and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
 - `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
   tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
-- `Engine.client` is the Docker SDK, for all other work (and for ssh:// and TLS
-  engines), imported only when a step really runs.
+- The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
+  only when a step really runs, and only behind the Engine's verbs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
 import codecs
@@ -209,7 +209,7 @@ class Engine:
         import docker
 
         try:
-            return self.api.inspect_image(ref) if kind == "images" else self.api.inspect_container(ref)
+            return self._api.inspect_image(ref) if kind == "images" else self._api.inspect_container(ref)
         except docker.errors.NotFound:
             return None
         except self.sdk_errors() as err:
@@ -259,7 +259,7 @@ class Engine:
                 status, body = self._get("/info")
             except _NeedsSdk:
                 try:
-                    self._info = self.api.info()
+                    self._info = self._api.info()
                 except self.sdk_errors() as err:
                     raise self.failure("info", err) from None
                 return self._info
@@ -280,7 +280,7 @@ class Engine:
             image_ids = [image["Id"] for image in json.loads(body)]
         except _NeedsSdk:
             try:
-                image_ids = [image["Id"] for image in self.api.images(all=True)]
+                image_ids = [image["Id"] for image in self._api.images(all=True)]
             except self.sdk_errors() as err:
                 raise self.failure("image list", err) from None
         chains = set()
@@ -423,7 +423,7 @@ class Engine:
             yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
             return
         try:
-            yield from self.api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
+            yield from self._api.build(fileobj=context_tar, custom_context=True, decode=True, **options)
         except self.sdk_errors() as err:
             raise self.failure(what, err) from None
 
@@ -433,7 +433,7 @@ class Engine:
         sock = self._work_socket()
         if sock is None:
             try:
-                self.api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
+                self._api.import_image_from_file(rootfs_tar.name, repository=repository, tag=tag, changes=changes)
             except self.sdk_errors() as err:
                 raise self.failure(what, err) from None
             return
@@ -489,8 +489,12 @@ class Engine:
             "Set DOCKER_HOST or the step's docker_host to use another engine" % (self.host, why))
 
     # --- the SDK, for work ---------------------------------------------------
+    def prepare_sdk(self):
+        """Make the SDK client now (warmup.py does it in a thread while the engine builds)."""
+        self._sdk_client  # noqa: B018 (the property makes it)
+
     @property
-    def client(self):
+    def _sdk_client(self):
         with self._client_lock:
             if self._client is None:
                 self._client = self._make_client()
@@ -558,7 +562,7 @@ class Engine:
     def create_container(self, what, image, host_config=None, **options):
         """The new container's id; `host_config`: the SDK's create_host_config keywords."""
         if host_config is not None:
-            options["host_config"] = self.api.create_host_config(**host_config)
+            options["host_config"] = self._api.create_host_config(**host_config)
         return self._sdk(what, "create_container", image, **options)["Id"]
 
     def start_container(self, what, container):
@@ -593,12 +597,12 @@ class Engine:
         return self._sdk(what, "inspect_distribution", ref, auth_config=auth_config)
 
     def _sdk(self, what, call, *args, missing=_RAISE, **kwargs):
-        """self.api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
+        """self._api.CALL(...), its errors as StepFailed naming `what`; NotFound gives
         `missing` where one is given."""
         import docker
 
         try:
-            return getattr(self.api, call)(*args, **kwargs)
+            return getattr(self._api, call)(*args, **kwargs)
         except docker.errors.NotFound as err:
             if missing is not _RAISE:
                 return missing
@@ -625,8 +629,9 @@ class Engine:
         return docker.tls.TLSConfig(client_cert=cert, ca_cert=tls.get("ca"), verify=tls["verify"])
 
     @property
-    def api(self):
-        return self.client.api
+    def _api(self):
+        """The SDK's low-level client: for this module only, behind the verbs."""
+        return self._sdk_client.api
 
     def sdk_errors(self):
         """The exception types the SDK raises, for `except engine.sdk_errors() as err`."""

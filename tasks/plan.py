@@ -130,14 +130,12 @@ def step_problem_list(all_steps):
     """Each step kind's own load-time checks (paths exist, references are valid)."""
     problems = []
     for step in all_steps.values():
-        check = getattr(steps.module_for(step.kind), "problems", None)
-        if check:
-            try:
-                problems.extend(check(step))
-            except StepFailed:
-                # A value not resolvable yet (${commit} outside a git checkout): that
-                # step reports it when it runs; unrelated steps stay usable.
-                continue
+        try:
+            problems.extend(steps.module_for(step.kind).problems(step))
+        except StepFailed:
+            # A value not resolvable yet (${commit} outside a git checkout): that
+            # step reports it when it runs; unrelated steps stay usable.
+            continue
     return problems
 
 
@@ -313,7 +311,7 @@ def _run(step, verdict):
         ui.say(step.name, verdict.reason)
     module = steps.module_for(step.kind)
     # Shared while steps make things, exclusive for a step kind that removes them (prune).
-    exclusive = getattr(module, "exclusive", lambda _step: False)(step)
+    exclusive = module.exclusive(step)
     with lock.held(_project["dir"], step.name, exclusive, lock.wait_seconds(step)):
         return module.run(step, verdict) or {}
 

@@ -1,20 +1,13 @@
-"""The step kinds. Each kind is one module of this package with the same contract:
-
-    outputs(step) -> [("image", ref) | ("file", path)]   what it makes
-    inputs(step)  -> [("image", ref) | ("file", path)]   what it reads
-    problems(step) -> [str]     load-time checks (optional)
-    check(step, saved) -> Verdict   up to date? asks the engine, never a stamp
-    run(step, verdict) -> dict      does the work; the dict is recorded by doit
-    ALWAYS_RUN = True               (optional) never up to date, e.g. prune
-    exclusive(step) -> bool         (optional) hold the project lock alone (a real prune)
-    COMMAND_LINE_SWITCHES = (...)   (optional) `name=value` of doit's command line the
-                                    kind reads itself, e.g. prune's dry_run
-
-A step's inputs that another step outputs make it depend on that step.
-Adding a kind: one module, one line below, its part of the schema, its tests.
-The schema's `kind` enum must equal STEP_KINDS (tests/test_schema.py checks it).
+"""The step kinds: one module of this package per kind, each holding to the contract
+in contract.py (outputs, inputs, problems, check, run, exclusive, ALWAYS_RUN,
+COMMAND_LINE_SWITCHES). Adding a kind: one module, one line in STEP_KINDS, its part
+of the schema, its tests. The schema's `kind` enum must equal STEP_KINDS
+(tests/test_schema.py checks it), and tests/test_contract.py holds every kind to
+the contract.
 """
 import importlib
+
+from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 
 # kind -> module name in this package ("import" is a Python keyword).
 STEP_KINDS = {
@@ -32,18 +25,6 @@ STEP_KINDS = {
 }
 
 
-# Containers a step starts carry this label (value: the project folder), so that
-# prune's `containers: true` can remove the stopped ones a run left behind.
-PROJECT_LABEL = "io.dockflow.project"
-
-
-# Containers a step makes only for a moment (commit, copy_out) carry this label too
-# (value: the step), so that what a killed run left can be told apart.
-TEMPORARY_LABEL = "io.dockflow.temporary"
-# ... and this one (value: host:pid of the run), so that a later run can tell a killed
-# run's container from that of a run still going.
-RUN_LABEL = "io.dockflow.run"
-
 
 def project_dir():
     """The folder of the project this run loaded (where its workflows/ are)."""
@@ -58,12 +39,12 @@ def module_for(kind):
 
 def always_runs(kind):
     """Is a step of this kind never up to date (ALWAYS_RUN)?"""
-    return getattr(module_for(kind), "ALWAYS_RUN", False)
+    return module_for(kind).ALWAYS_RUN
 
 
 def command_line_switches():
     """The `name=value` switches every kind reads from doit's command line."""
-    return {name for kind in STEP_KINDS for name in getattr(module_for(kind), "COMMAND_LINE_SWITCHES", ())}
+    return {name for kind in STEP_KINDS for name in module_for(kind).COMMAND_LINE_SWITCHES}
 
 
 class Verdict:

@@ -20,10 +20,16 @@ import itertools
 import os
 import re
 
-from .. import dockerignore, engine, refs, ui
-from ..digest import INPUTS_LABEL, changed_files, files_digest, value_digest
+from .. import dockerignore, engine, ui
+from ..digest import changed_files, files_digest, value_digest
+from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems, remove_container
+from . import Verdict, contract, image_ref_problems, remove_container
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 LAST_LINES = 8
 OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar

@@ -15,9 +15,15 @@ image, or an edited command, commits again.
 import json
 
 from .. import engine, refs, ui
-from ..digest import INPUTS_LABEL, value_digest
+from ..digest import value_digest
+from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
-from . import Verdict, create_container, image_ref_problems, remove_container, source_changes, source_image_id
+from . import Verdict, contract, create_container, image_ref_problems, remove_container, source_changes, source_image_id
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 LAST_LINES = 8
 

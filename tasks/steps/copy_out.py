@@ -27,8 +27,14 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import atomic_writer
-from . import (PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL, Verdict, create_container, image_ref_problems,
+from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
+from . import (Verdict, contract, create_container, image_ref_problems,
                process_is_gone, project_dir, remove_container, run_is_gone, source_changes, source_image_id)
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 MAX_LINKS = 8
 

@@ -9,9 +9,15 @@ Up to date when the engine has the image with that label.
 import os
 
 from .. import engine, refs, ui
-from ..digest import INPUTS_LABEL, files_digest, value_digest
+from ..digest import files_digest, value_digest
+from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems
+from . import Verdict, contract, image_ref_problems
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 
 def outputs(step):

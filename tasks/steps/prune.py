@@ -42,15 +42,15 @@ import time
 
 from .. import engine, refs, ui
 from ..errors import EngineUnreachable, StepFailed
+from ..labels import KEEP_LABEL, PROJECT_LABEL
 from ..variables import SEMVER_RE
-from . import PROJECT_LABEL, Verdict, project_dir
+from . import Verdict, project_dir
 
 ALWAYS_RUN = True
 # The policy's fields, each also a `name=value` of doit's command line for one run.
 POLICY_FIELDS = ("dangling", "unused", "older_than", "labels", "not_labels", "keep_last", "keep_versions",
                  "containers", "build_cache", "keep_label", "scope", "dry_run")
 COMMAND_LINE_SWITCHES = POLICY_FIELDS  # `doit prune dry_run=true older_than=0s`
-KEEP_LABEL = "io.dockflow.keep"
 AGE_RE = re.compile(r"^([0-9]+)([smhdw])$")
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STOPPED = ("created", "exited", "dead")

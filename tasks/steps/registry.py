@@ -21,9 +21,14 @@ from .. import engine, ui
 from ..digest import value_digest
 from ..errors import StepFailed
 from ..files import sha256_file
-from . import Verdict, image_ref_problems, remove_container
+from ..labels import REGISTRY_IMAGE_LABEL, REGISTRY_LABEL
+from . import Verdict, contract, image_ref_problems, remove_container
 
-DEFINITION_LABEL = "io.dockflow.registry"
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
+
 DATA_PATH = "/var/lib/registry"
 # Where the files are mounted inside the container (read-only).
 MOUNTS = {"htpasswd": "/auth/htpasswd", "tls_cert": "/certs/domain.crt", "tls_key": "/certs/domain.key"}
@@ -112,11 +117,11 @@ def check(step, saved):
     if container is None:
         return Verdict(False, "starting registry %s on port %d: no such container" % (name, wanted["port"]), memo)
     labels = (container.get("Config") or {}).get("Labels") or {}
-    if DEFINITION_LABEL not in labels:
+    if REGISTRY_LABEL not in labels:
         raise StepFailed("%s: a container named %s exists and dockflow did not make it; remove it "
                          "(docker rm -f %s) or give this step another name:" % (step.where(), name, name))
     memo["container_id"] = container["Id"]
-    if labels[DEFINITION_LABEL] != memo["digest"]:
+    if labels[REGISTRY_LABEL] != memo["digest"]:
         memo["recreate"] = True
         return Verdict(False, "re-creating registry container %s: %s" % (name, _what_changed(labels, wanted)), memo)
     if not (container.get("State") or {}).get("Running"):
@@ -127,7 +132,7 @@ def check(step, saved):
 
 
 def _what_changed(labels, wanted):
-    if labels.get("io.dockflow.registry.image") != wanted["image_id"]:
+    if labels.get(REGISTRY_IMAGE_LABEL) != wanted["image_id"]:
         return "its image changed"
     return "its definition changed (port, volume, auth or TLS files)"
 
@@ -160,14 +165,14 @@ def run(step, verdict):
 
 def _create(step, daemon, wanted, digest):
     what = "%s: create registry container %s" % (step.name, container_name(step))
-    daemon.create_volume(what, wanted["volume"], labels={DEFINITION_LABEL: "data"})
+    daemon.create_volume(what, wanted["volume"], labels={REGISTRY_LABEL: "data"})
     binds = {wanted["volume"]: {"bind": DATA_PATH, "mode": "rw"}}
     binds.update({path: {"bind": MOUNTS[field], "mode": "ro"} for field, path in wanted["files"].items()})
     return daemon.create_container(
         what, wanted["image_id"], name=container_name(step), environment=wanted["environment"], ports=[5000],
         host_config={"binds": binds, "port_bindings": {"5000/tcp": (wanted["bind"], wanted["port"])},
                      "restart_policy": {"Name": "always"}},
-        labels={DEFINITION_LABEL: digest, "io.dockflow.registry.image": wanted["image_id"]})
+        labels={REGISTRY_LABEL: digest, REGISTRY_IMAGE_LABEL: wanted["image_id"]})
 
 
 def _start(step, daemon, container_id, wanted):

@@ -13,7 +13,12 @@ import os
 from .. import engine, ui
 from ..errors import StepFailed
 from ..files import atomic_writer
-from . import Verdict, image_ref_problems
+from . import Verdict, contract, image_ref_problems
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 # imagetar and progress are imported in the functions that check or run: loading
 # the workflows imports every step module, and it needs neither.

@@ -8,7 +8,12 @@ again before committing, and it names the newest build), with a note of the move
 """
 from .. import engine, refs, ui
 from ..errors import StepFailed
-from . import Verdict, image_ref_problems, source_image_id
+from . import Verdict, contract, image_ref_problems, source_image_id
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
 
 
 def outputs(step):

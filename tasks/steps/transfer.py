@@ -18,7 +18,13 @@ import time
 from .. import ssh, ui
 from ..errors import StepFailed
 from ..files import CHUNK, atomic_writer, sha256_file
-from . import Verdict
+from . import Verdict, contract
+
+# The step-kind contract's members this kind takes as they are (steps/contract.py).
+ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
+COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
+exclusive = contract.shares_the_lock
+problems = contract.no_problems
 
 # imagetar and progress are imported in the functions that check or run: loading
 # the workflows imports every step module, and it needs neither.

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tasks.digest import INPUTS_LABEL
+from tasks.labels import INPUTS_LABEL
 from tasks.steps import build
 from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
 

@@ -3,7 +3,7 @@ equals the digest of (source id, command, definition); the reason names what cha
 tests/steps/test_commit.py proves it against the real engine."""
 import pytest
 
-from tasks.digest import INPUTS_LABEL
+from tasks.labels import INPUTS_LABEL
 from tasks.errors import StepFailed
 from tasks.steps import commit
 from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)

@@ -4,7 +4,6 @@ and what it never selects (an image a workflow names, a running container's imag
 tests/steps/test_prune.py proves the removals against the real engine."""
 import time
 
-import pytest
 
 from tasks import plan
 from tasks.steps import prune

@@ -4,6 +4,7 @@ it. tests/steps/test_registry.py proves it against the real engine and registry.
 import pytest
 
 from tasks.errors import StepFailed
+from tasks.labels import REGISTRY_LABEL
 from tasks.steps import registry
 from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
     _module_registry, canned_registry, fake_engine, flow, out_of_date)
@@ -46,7 +47,7 @@ def test_the_run_makes_a_labelled_container_and_the_next_check_is_up_to_date(flo
     step = load(flow, answering)
     values = started(step)
     container = fake_engine.inspect_container("registry")
-    assert container["Config"]["Labels"][registry.DEFINITION_LABEL] == values["digest"]
+    assert container["Config"]["Labels"][REGISTRY_LABEL] == values["digest"]
     assert "registry-data" in fake_engine.volumes
     assert registry.check(step, {}).current
 

@@ -356,7 +356,7 @@ class FakeEngine:
             return None
         if ref not in self.image_store and len(image["RepoTags"]) > 1 and refs.is_valid(ref):
             self._untag_everywhere(ref)  # one name of several: only the name goes
-            return True
+            return [{"Untagged": ref}]
         users = [c for c in self.container_store.values() if c["Image"] == image["Id"]]
         if users and not force:
             raise StepFailed("%s: conflict: unable to remove repository reference %r (must force) - container "
@@ -366,7 +366,7 @@ class FakeEngine:
             raise StepFailed("%s: conflict: unable to delete %s (cannot be forced) - image has dependent child "
                              "images" % (what, image["Id"][7:19]))
         del self.image_store[image["Id"]]
-        return True
+        return [{"Untagged": tag} for tag in image["RepoTags"]] + [{"Deleted": image["Id"]}]
 
     def history(self, what, ref):
         self._record("history", ref)
@@ -432,6 +432,12 @@ class FakeEngine:
         return {"Images": self.images(what, all=True), "Containers": self.containers(what, all=True, size=True),
                 "Volumes": list(self.volumes.values()), "BuildCache": list(self.build_cache)}
 
+    def prune_build_cache(self, what, filters=None):
+        self._record("prune_build_cache", filters)
+        freed = [entry for entry in self.build_cache if not entry.get("InUse")]
+        self.build_cache = [entry for entry in self.build_cache if entry.get("InUse")]
+        return sum(entry.get("Size") or 0 for entry in freed)
+
     def create_volume(self, what, name, labels=None):
         self._record("create_volume", name)
         return self.volumes.setdefault(name, {"Name": name, "Driver": "local", "Labels": labels or {},
@@ -468,11 +474,14 @@ class FakeEngine:
         lines = self.logs.get(self._require_container(what, container)["Id"], "").splitlines(keepends=True)
         return "".join(lines[-options["tail"]:] if options.get("tail") else lines)
 
-    def remove_container(self, what, container):
+    def remove_container(self, what, container, force=True):
         self._record("remove_container", container)
         found = self._find_container(container)
         if found is None:
             return None
+        if found["State"]["Running"] and not force:
+            raise StepFailed("%s: You cannot remove a running container %s. Stop the container before "
+                             "attempting removal or force remove" % (what, found["Id"]))
         del self.container_store[found["Id"]]
         return True
 
@@ -554,20 +563,11 @@ class FakeEngine:
     def unreachable(self, why):
         return EngineUnreachable("cannot reach the Docker engine at %s (%s)" % (self.host, why))
 
-    @property
-    def api(self):
-        """The SDK's low-level client: the fake stands behind the Engine's verbs only.
-        prune's Survey still lists through `.api` in this version; `_ListingsOnly`
-        answers those listings from the same dicts, and any other SDK call says which
-        step reached past the verbs."""
-        return _ListingsOnly(self)
-
     def tls_config(self):
         return False  # the fake is spoken to in-process: no TLS
 
-    @property
-    def client(self):
-        raise AttributeError("FakeEngine has no SDK client: a step called Engine.client, past the verbs")
+    def prepare_sdk(self):
+        pass  # the fake has no SDK to make ready
 
     def _require_image(self, what, ref):
         image = self._find_image(ref)
@@ -580,27 +580,6 @@ class FakeEngine:
         if found is None:
             raise StepFailed("%s: No such container: %s" % (what, container))
         return found
-
-
-class _ListingsOnly:
-    """images(), containers() and df() in the SDK's spelling, for code that still lists
-    through Engine.api (prune's Survey in this version); nothing else."""
-
-    def __init__(self, fake):
-        self._fake = fake
-
-    def images(self, all=False, filters=None, name=None):  # noqa: A002
-        return self._fake.images("api.images", all=all, filters=filters, name=name)
-
-    def containers(self, all=False, size=False, filters=None):  # noqa: A002
-        return self._fake.containers("api.containers", all=all, size=size, filters=filters)
-
-    def df(self):
-        return self._fake.disk_usage("api.df")
-
-    def __getattr__(self, name):
-        raise AttributeError("the fake engine stands behind the Engine's verbs: api.%s is an SDK call past "
-                             "them (give Engine a verb for it)" % name)
 
 
 def _truthy(value):

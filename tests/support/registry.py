@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tasks import registry_api, workflow
-from tasks.digest import INPUTS_LABEL
+from tasks.labels import INPUTS_LABEL
 from tasks.steps import import_rootfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
