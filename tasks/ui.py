@@ -22,7 +22,7 @@ import sys
 import threading
 
 _logger = None
-_sink_ids = []            # the loguru handler ids added here: the only ones we remove
+_sink_ids: list[int] = []            # the loguru handler ids added here: the only ones we remove
 _claimed = [False]        # claim_output() was called: this process is a doit run of ours
 _running = threading.local()  # .step: the step this thread runs (doit -n N -P thread: one per worker)
 _name_width = [0]         # the longest step name of this run, for aligned line tags

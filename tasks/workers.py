@@ -35,7 +35,7 @@ from . import engine, ui
 
 STOP_WAIT_SECONDS = 30.0   # how long doit waits for its workers to unwind after Ctrl-C
 WATCH_SECONDS = 0.5        # how often the watcher looks at the workers
-_watcher = []              # the watcher thread, once started
+_watcher: list[threading.Thread] = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
 _lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
 
