@@ -193,7 +193,7 @@ def case_cold(lab, floor, runs):
                                         (lab.ours("-n", "0"), lab.project, lambda: lab.empty("ours")),
                                         (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs=runs)
     row("cold doit push load", ours, "make all", make)
-    row("cold doit -n 0 push load (one at a time)", serial, "make all", make)
+    row("cold doit -n 0 push load", serial, "make all", make)
     print("  doit push load runs the lab's two independent chains at once (worker processes); "
           "doit -n 0 runs one step at a time")
     print(LOAD_DIFFERS)
