@@ -28,6 +28,7 @@ What makes the workers safe here:
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -101,6 +102,18 @@ def _in_worker_after_fork():
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _worker_stopped)
+    if "docker" not in sys.modules:
+        # The SDK (~0.1 s to import) is made ready beside the engine's work in a run of
+        # one step at a time (tasks/warmup.py), once; each worker would import it on its
+        # first tag, save or push otherwise, while a later step waits for that.
+        threading.Thread(target=_import_sdk, name="dockflow-sdk-import", daemon=True).start()
+
+
+def _import_sdk():
+    try:
+        import docker  # noqa: F401
+    except Exception:  # noqa: BLE001 - the step that needs it reports it
+        pass
 
 
 def _worker_stopped(signum, frame):
