@@ -52,7 +52,8 @@ def files_digest(root, relpaths, saved_stats=None, cache_name=None):
             content, hashed = sha256_file(path), True
         stats[relpath] = key + [content]
         # Only content and the executable bit matter to a build, not owner or time.
-        summary.update(("%s\0%o\0%s\n" % (relpath, info.st_mode & 0o111, content)).encode())
+        # A file name that is not UTF-8 counts by its own bytes (surrogateescape).
+        summary.update(("%s\0%o\0%s\n" % (relpath, info.st_mode & 0o111, content)).encode(errors="surrogateescape"))
     if cached and hashed:
         _write_hash_file(cache_name, stats)
     return "sha256:" + summary.hexdigest(), stats

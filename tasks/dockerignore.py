@@ -1,7 +1,8 @@
 """Which files of a build context Docker sends, following `.dockerignore` as the
 Docker CLI reads it (moby's patternmatcher and archive walk):
-- a line is trimmed, `#` starts a comment, `!` re-includes; patterns are cleaned
-  like Go's filepath.Clean and lose one leading `/`;
+- a line whose first character is `#` is a comment (`  #x` is a pattern); a line is
+  trimmed; `!` re-includes (a lone `!` is an error); patterns are cleaned like Go's
+  filepath.Clean and lose one leading `/`;
 - `*` and `?` never cross `/`; `**` crosses any number of folders; `[...]` is a
   Go regexp class (so `[^a]` negates and `[!a]` means `!` or `a`); `\\` escapes;
   matching is case-sensitive;
@@ -18,6 +19,7 @@ compares both with what the docker CLI really sends.
 import os
 import posixpath
 import re
+import warnings
 
 from .errors import StepFailed
 
@@ -58,25 +60,29 @@ def _clean(pattern):
 def read_patterns(context_dir):
     """[Pattern] of the context's .dockerignore, in order."""
     try:
-        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8-sig") as handle:
+        # Bytes that are not UTF-8 stay as os.listdir names them (surrogateescape): a Latin-1
+        # pattern matches the Latin-1 file name, as Docker's byte-wise matching does.
+        with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8-sig", errors="surrogateescape") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
     patterns = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
+        if line.startswith("#"):
+            continue  # as Docker reads it: `  #x` is a pattern, not a comment
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line:
             continue
+        where = "%s:%d" % (os.path.join(context_dir, ".dockerignore"), number)
         exclusion = line.startswith("!")
         if exclusion:
             line = line[1:].strip()
             if not line:
-                raise StepFailed("%s: illegal exclusion pattern \"!\""
-                                 % os.path.join(context_dir, ".dockerignore"))
+                raise StepFailed("%s: illegal exclusion pattern \"!\" (Docker refuses it too)" % where)
         try:
             patterns.append(Pattern(_clean(line), exclusion))
         except re.error as err:
-            raise StepFailed("%s: bad pattern %r: %s" % (os.path.join(context_dir, ".dockerignore"), line, err)) from None
+            raise StepFailed("%s: bad pattern %r: %s" % (where, line, err)) from None
     return patterns
 
 
@@ -117,7 +123,11 @@ def _compile(pattern):
             regex, kind = regex + char, "regex"
         else:
             regex += char
-    return kind, (re.compile(regex + r"\Z") if kind == "regex" else None)
+    if kind != "regex":
+        return kind, None
+    with warnings.catch_warnings():  # `[?` reads as a possible nested set to re: a FutureWarning, not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        return kind, re.compile(regex + r"\Z")
 
 
 def is_excluded(relpath, patterns):

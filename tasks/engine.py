@@ -127,7 +127,8 @@ SEND_TIMEOUT = 600
 
 
 def _is_tag(ref):
-    return not ref.startswith("sha256:") and "@" not in ref
+    """A name a listing of tags answers for; not an image id or a prefix of one."""
+    return not ref.startswith("sha256:") and "@" not in ref and not refs.may_be_image_id(ref)
 
 
 def _summary_of(image):

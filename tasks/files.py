@@ -13,16 +13,37 @@ def atomic_writer(path, mode="wb"):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_dead_partials(path)
-    temp = os.path.join(folder, ".%s.partial-%d" % (os.path.basename(path), os.getpid()))
+    handle, temp = _new_temp_file(folder, os.path.basename(path), mode)
     try:
-        with open(temp, mode) as handle:
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     finally:
-        if os.path.exists(temp):
+        if os.path.lexists(temp):
             os.unlink(temp)
+
+
+def _new_temp_file(folder, name, mode):
+    """(open handle, path) of a temp file made for us alone: `.NAME.partial-PID-RANDOM`.
+    The pid lets remove_dead_partials find writers that died; the random part and
+    O_EXCL (which also refuses a symlink) keep a file or link planted at a name
+    guessed from the pid from receiving our write. Its mode is 0666 less the umask,
+    as open() makes it."""
+    def exclusive(temp, flags):
+        return os.open(temp, flags | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+
+    while True:
+        temp = os.path.join(folder, ".%s.partial-%d-%s" % (name, os.getpid(), _random_suffix()))
+        try:
+            return open(temp, mode, opener=exclusive), temp
+        except FileExistsError:
+            continue  # taken, or planted: another name
+
+
+def _random_suffix():
+    return os.urandom(6).hex()
 
 
 def remove_dead_partials(path):
@@ -32,13 +53,15 @@ def remove_dead_partials(path):
 
     pattern = ".%s.partial-*" % glob.escape(os.path.basename(path))
     for partial in glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), pattern)):
+        # `.NAME.partial-PID-RANDOM`, or `.NAME.partial-PID` as earlier versions named them
+        writer = partial.rsplit(".partial-", 1)[1].split("-", 1)[0]
         try:
-            os.kill(int(partial.rsplit("-", 1)[1]), 0)
+            os.kill(int(writer), 0)
         except ProcessLookupError:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
-        except (ValueError, OSError):
-            continue
+        except (ValueError, OverflowError, OSError):
+            continue  # not a pid, or not ours to ask about
 
 
 def read_cache(path):
@@ -76,3 +99,68 @@ def sha256_file(path):
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def user_secret():
+    """32 random bytes only this user of this machine can read, made on first use:
+    ~/.cache/dockflow/secret (XDG_CACHE_HOME), mode 0600. A cache in a project folder is
+    sealed with it, so that an entry shipped in a repository, or written by another user
+    of a shared folder, is never taken for ours. None when there is no such place (a
+    home folder that cannot be written): then nothing is cached."""
+    if "secret" not in _user_secret:
+        _user_secret["secret"] = _read_or_make_secret()
+    return _user_secret["secret"]
+
+
+_user_secret = {}
+SECRET_BYTES = 32
+
+
+def _secret_path():
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG rule: a relative one is ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dockflow", "secret")
+
+
+def _read_or_make_secret():
+    path = _secret_path()
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temp = "%s.new-%d-%s" % (path, os.getpid(), os.urandom(4).hex())
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(descriptor, os.urandom(SECRET_BYTES))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        try:
+            os.link(temp, path)  # whole or not at all; a run that made one first wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+        return _read_secret(path)
+    except OSError:
+        return None
+
+
+def _read_secret(path):
+    """The secret at `path`; None when it is not a private file of this user's."""
+    import stat
+
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
+            return None
+        secret = os.read(descriptor, SECRET_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    return secret if len(secret) == SECRET_BYTES else None

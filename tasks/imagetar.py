@@ -277,9 +277,9 @@ def _is_attestation(descriptor):
 
 
 def _why(err):
-    if isinstance(err, KeyError):
-        return "no field %s" % err
-    return str(err) or type(err).__name__
+    """The reason in one line: a member name may hold a newline or an escape."""
+    text = ("no field %s" % err if isinstance(err, KeyError) else str(err)) or type(err).__name__
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def chain_ids(diff_ids):

@@ -17,8 +17,9 @@ from .errors import StepFailed
 
 # user@host:/path or host:path (not ./a:b, not /a:b): scp's own rule, roughly.
 # A pattern, not compiled here: re compiles it on first use (0.15 ms), which loading
-# workflows whose destinations are all local paths never needs.
-_REMOTE_PATTERN = r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<path>.*)$"
+# workflows whose destinations are all local paths never needs. Matched whole, a
+# path holding a newline included (`$` would drop a final one).
+_REMOTE_PATTERN = r"(?:(?P<user>[^@/:\s]+)@)?(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<path>.*)"
 _tunnels = {}
 
 
@@ -26,8 +27,8 @@ class Remote:
     """Where ssh goes, and with which options (the step's `ssh:` field)."""
 
     def __init__(self, host, user=None, settings=None, base_dir=".", port=None):
-        self.host = host
-        self.user = user
+        self.host = _checked("host", host)
+        self.user = _checked("user", user) if user else user
         settings = settings or {}
         self.port = port or settings.get("port")
         identity = settings.get("identity_file")
@@ -59,7 +60,7 @@ class Remote:
         """argv of `ssh ... target -- remote command`, each remote word quoted for the remote shell."""
         import shlex  # here, not at the top: 0.2 ms that loading the workflows never needs
 
-        return ["ssh", *self.options(), self.target, "--", " ".join(shlex.quote(w) for w in remote_argv)]
+        return ["ssh", *self.options(), "--", self.target, " ".join(shlex.quote(w) for w in remote_argv)]
 
     def run(self, *remote_argv, what, ok_codes=(0,)):
         """(exit code, stdout) of a command on the remote host; StepFailed with ssh's
@@ -75,11 +76,20 @@ class Remote:
         return done.returncode, done.stdout
 
 
+def _checked(what, name):
+    """`name` as ssh's host or user, refused where ssh would read it as an option
+    (`-oProxyCommand=...` runs a command) or where it is no name at all."""
+    if not name or name.startswith("-") or not name.isprintable() or any(c.isspace() for c in name):
+        raise StepFailed("ssh %s %r refused: a %s may not start with '-' (ssh would read it as an option) "
+                         "nor hold spaces or control characters" % (what, name, what))
+    return name
+
+
 def parse_destination(text):
     """(Remote-less parts) user, host, path for `user@host:/path`; None for a local path."""
     if text.startswith(("/", ".", "~")):
         return None
-    match = re.match(_REMOTE_PATTERN, text)
+    match = re.fullmatch(_REMOTE_PATTERN, text, re.DOTALL)
     if not match:
         return None
     return match.group("user"), match.group("host").strip("[]"), match.group("path")
@@ -96,16 +106,20 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
     key = (docker_host, remote_socket, repr(sorted((settings or {}).items())))
     if key in _tunnels and _tunnels[key][0].poll() is None:
         return _tunnels[key][1]
-    url = urllib.parse.urlparse(docker_host)
-    if not url.hostname:
-        raise StepFailed("%s: not an ssh://[user@]host[:port] address" % docker_host)
-    remote = Remote(url.hostname, url.username, settings, base_dir, port=url.port)
+    try:
+        url = urllib.parse.urlparse(docker_host)
+        hostname, port = url.hostname, url.port
+    except ValueError as err:  # `ssh://[::1`, a port out of range
+        raise StepFailed("%r: not an ssh://[user@]host[:port] address: %s" % (docker_host, err)) from None
+    if not hostname:
+        raise StepFailed("%r: not an ssh://[user@]host[:port] address" % docker_host)
+    remote = Remote(hostname, url.username, settings, base_dir, port=port)
     import tempfile  # here, not at the top: loading the workflows must stay cheap
 
     folder = tempfile.mkdtemp(prefix="dockflow-ssh-")
     local_socket = os.path.join(folder, "docker.sock")
     argv = ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
-            *remote.options(), "-L", "%s:%s" % (local_socket, remote_socket), remote.target]
+            *remote.options(), "-L", "%s:%s" % (local_socket, remote_socket), "--", remote.target]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     atexit.register(_close, process, folder)

@@ -18,9 +18,10 @@ import subprocess
 from .errors import StepFailed
 
 TEMPLATE_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Matched whole (fullmatch): `$` would let `1.0.0\n` through.
 SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
 )
 GIT_FIELDS = ("commit", "commit_full", "branch", "dirty")
 
@@ -107,13 +108,16 @@ class Variables:
         except OSError as err:
             raise StepFailed("%s: cannot read %s: %s" % (self.label(name), os.path.relpath(path), err.strerror)) \
                 from None
+        except UnicodeDecodeError as err:
+            raise StepFailed("%s: %s is not UTF-8 text (byte %d)" % (self.label(name), os.path.relpath(path), err.start)) \
+                from None
         if source.get("semver"):
             _check_semver(self.label(name), os.path.relpath(path), value)
         return value
 
 
 def _check_semver(label, origin, value):
-    if not SEMVER_RE.match(value):
+    if not SEMVER_RE.fullmatch(value):
         raise StepFailed("%s: %s holds %r, not a semantic version like 1.0.0" % (label, origin, value))
 
 

@@ -16,6 +16,7 @@ TREE = [
     "docs/index.md", "docs/api/ref.md", "src/main.py", "src/build/gen.py", "src/cache/blob",
     "src/x.tmp", "a/b/c", "a/q/c", "a/b/z/w", "a/y/z/w", "x/y/z/w", "deep/er/x.log",
     "ax/b", "cache/one", "tmp.tmp", "sub/Dockerfile.app", "noext",
+    "x.d/y", "x.d/z/w", "xd/y", "foo", "barfoo", "a/foo", "a/barfoo", "#keep.log",
 ]
 
 # .dockerignore files on which the SDK and Docker agree
@@ -46,6 +47,9 @@ AGREE = [
     "docs\n!docs/api/ref.md",
     "Dockerfile\n.dockerignore",
     "*.md\n!**/index.md",
+    "*.d/**",
+    "**/foo",
+    "#keep.log",
 ]
 
 # .dockerignore files the SDK reads differently from Docker, and what Docker sends
@@ -56,6 +60,7 @@ DIFFER = {
     "[^a]bc": "Docker negates [^a]; the SDK reads ^ as a character",
     "\\*.txt": "Docker escapes with \\; the SDK has no escapes",
     "**.log": "Docker: a leading ** with no / is a suffix match (any path ending in .log)",
+    "  #keep.log": "Docker: only a # in a line's first column starts a comment; the SDK trims first",
 }
 
 
@@ -111,11 +116,44 @@ def test_sdk_differs_from_docker_here(tmp_path, ignore_text):
     ("[!a]bc", {"abc", "!bc"}),
     ("[^a]bc", {"xbc", "!bc", "^bc"}),
     ("\\*.txt", {"*.txt"}),
-    ("**.log", {"x.log", "keep.log", "deep/er/x.log"}),
+    ("**.log", {"x.log", "keep.log", "deep/er/x.log", "#keep.log"}),
+    ("  #keep.log", {"#keep.log"}),
 ])
 def test_docker_semantics(tmp_path, ignore_text, excluded):
     root = make_tree(tmp_path, ignore_text)
     assert set(TREE + [UPPER]) - set(ours(root)) == excluded
+
+
+@pytest.mark.parametrize("ignore_text, excluded", [
+    ("*.d/**", {"x.d/y", "x.d/z/w"}),         # everything below a folder the * names
+    ("**/foo", {"foo", "a/foo"}),             # foo at any depth, never barfoo
+    ("#keep.log", set()),                     # a comment, not a pattern
+    ("#keep.log\n*.log", {"x.log", "keep.log", "#keep.log"}),
+])
+def test_what_a_pattern_excludes(tmp_path, ignore_text, excluded):
+    """The same cases are checked against the docker CLI (AGREE, engine test)."""
+    root = make_tree(tmp_path, ignore_text)
+    assert set(TREE) - set(ours(root)) == excluded
+
+
+@pytest.mark.parametrize("ignore_text", ["!", "build\n!  ", "# only a comment\n!"])
+def test_a_lone_exclamation_mark_is_refused(tmp_path, ignore_text):
+    """As Docker does ("illegal exclusion pattern"), naming the file and line."""
+    root = make_tree(tmp_path, ignore_text)
+    line = len(ignore_text.split("\n"))
+    with pytest.raises(StepFailed, match=r"\.dockerignore:%d: illegal exclusion pattern \"!\" \(Docker refuses it too\)$"
+                       % line):
+        ours(root)
+
+
+@pytest.mark.engine
+def test_docker_refuses_a_lone_exclamation_mark(tmp_path, docker_host, busybox_image):
+    root = make_tree(tmp_path, "build\n!")
+    with open(os.path.join(root, "Dockerfile"), "w") as handle:
+        handle.write("FROM %s\n" % busybox_image)
+    done = subprocess.run(["docker", "-H", docker_host, "build", "--rm", root], capture_output=True, text=True,
+                          env=dict(os.environ, DOCKER_BUILDKIT="0"))
+    assert done.returncode != 0 and 'illegal exclusion pattern: "!"' in done.stderr
 
 
 def test_dockerfile_in_an_excluded_folder_is_still_sent(tmp_path):
@@ -123,6 +161,13 @@ def test_dockerfile_in_an_excluded_folder_is_still_sent(tmp_path):
     files = dockerignore.context_files(root, always=("sub/Dockerfile.app", ".dockerignore"))
     assert "sub/Dockerfile.app" in files
     assert not any(f.startswith("build/") for f in ours(make_tree(tmp_path, "build")))
+
+
+def test_an_always_sent_name_is_read_as_a_path(tmp_path):
+    """`./Dockerfile` is the Dockerfile that `Dockerfile` excludes: it is still sent."""
+    root = make_tree(tmp_path, "Dockerfile\nsub")
+    files = dockerignore.context_files(root, always=("./Dockerfile", "sub//Dockerfile.app"))
+    assert "Dockerfile" in files and "sub/Dockerfile.app" in files
 
 
 def test_symlinked_folder_is_one_entry(tmp_path):
@@ -141,7 +186,7 @@ def test_byte_order_mark_is_not_part_of_the_first_pattern(tmp_path):
 
 def test_bad_pattern_is_a_clear_error(tmp_path):
     root = make_tree(tmp_path, "[abc")
-    with pytest.raises(StepFailed, match=r"\.dockerignore: bad pattern '\[abc'"):
+    with pytest.raises(StepFailed, match=r"\.dockerignore:1: bad pattern '\[abc'"):
         ours(root)
 
 

@@ -12,12 +12,17 @@ def test_no_cycle():
     ({"a": ["a"]}, ["a", "a"]),
     ({"a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
     ({"x": ["a"], "a": ["b"], "b": ["c"], "c": ["a"]}, ["a", "b", "c", "a"]),
-    ({"a": ["b", "z"], "b": [], "z": ["y"], "y": ["z"]}, ["z", "y", "z"]),
+    ({"a": ["b", "z"], "b": [], "z": ["y"], "y": ["z"]}, ["y", "z", "y"]),
+    ({"m": ["k"], "k": ["q"], "q": ["m"]}, ["k", "q", "m", "k"]),
 ])
 def test_cycle_is_spelled_out(deps, cycle):
+    """In the direction of `needs`, from its first name in sorted order (the step the
+    message points at), whatever order the steps were read in."""
     assert graph.find_cycle(deps) == cycle
-    with pytest.raises(graph.CycleError, match="^%s$" % " -> ".join(cycle)):
+    assert graph.find_cycle(dict(reversed(deps.items()))) == cycle
+    with pytest.raises(graph.CycleError, match="^%s$" % " -> ".join(cycle)) as raised:
         graph.topological_order(deps)
+    assert raised.value.cycle == cycle
 
 
 def test_dependencies_come_first():
@@ -30,6 +35,22 @@ def test_dependencies_come_first():
 
 def test_a_name_only_needed_is_visited():
     assert graph.find_cycle({"a": ["ghost"]}) is None
+    assert graph.topological_order({"a": ["ghost"]}) == ["ghost", "a"]
+
+
+def test_what_a_dependency_needs_comes_before_it_too():
+    """A dependency that has dependencies of its own: d before c before a."""
+    order = graph.topological_order({"a": ["b", "c"], "c": ["d"]})
+    assert sorted(order) == ["a", "b", "c", "d"]
+    assert order.index("d") < order.index("c") < order.index("a")
+    assert order.index("b") < order.index("a")
+
+
+def test_the_order_is_the_same_whatever_order_the_steps_were_read_in():
+    deps = {"tag": ["app"], "app": ["rootfs", "base"], "base": ["rootfs"], "rootfs": [], "lone": [], "z": ["lone"]}
+    order = graph.topological_order(deps)
+    assert graph.topological_order(dict(reversed(deps.items()))) == order
+    assert graph.topological_order({name: list(reversed(needs)) for name, needs in deps.items()}) == order
 
 
 def test_a_long_chain():

@@ -63,3 +63,45 @@ def test_repository_workflows_validate(path, tmp_path):
 
 def test_there_are_workflows():
     assert any(p.endswith("lab.yaml") for p in WORKFLOWS)
+
+
+def patterns_in(node):
+    """Every `pattern` of the schema, with where it is."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from patterns_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from patterns_in(value)
+
+
+# A value each pattern takes whole. `${name}` is the registry port's variable form: a
+# pattern never judges a value holding a variable (the step checks it once expanded).
+SAMPLES = {
+    "^[0-9]+[smhdw]$": "7d",
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$": "1.0.0",
+    "^[A-Za-z_][A-Za-z0-9_.-]*$": "prune",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "version",
+    "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$": "registry",
+    "^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$": "lab/basic-app",
+}
+# the schedule's pattern (if it keeps one: schedules may be checked by code alone)
+SCHEDULE_PATTERNS = [p for p in set(patterns_in(schema())) if p.startswith("^(@(")]
+
+
+def test_every_pattern_has_a_sample_here():
+    found = set(patterns_in(schema()))
+    assert {p for p in found if not p.startswith("^\\$\\{") and not p.startswith("^(@(")} == set(SAMPLES)
+    assert all(p.startswith("^") and p.endswith("$") for p in found)
+
+
+@pytest.mark.parametrize("pattern, value", sorted(SAMPLES.items()) + [(p, "30 3 * * *") for p in SCHEDULE_PATTERNS])
+def test_a_pattern_takes_no_final_newline(pattern, value):
+    """JSON Schema patterns are ECMA regexps, whose `$` is the end of the text; Python's
+    `$` also matches before a final newline, and jsonschema uses Python's re.search: a
+    step named "prune\\n" passed. What a pattern takes, it refuses with a newline after it."""
+    check = workflow.validator_class()({"pattern": pattern})
+    assert check.is_valid(value)
+    assert not check.is_valid(value + "\n")

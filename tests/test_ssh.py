@@ -38,7 +38,7 @@ def test_no_settings_give_batch_mode_and_a_timeout_only():
 
 def test_each_remote_word_is_quoted_for_the_remote_shell():
     argv = ssh.Remote("hostb", "deploy").command("sha256sum", "--", "/srv/my images/a;rm -rf ~.tar")
-    assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "deploy@hostb", "--",
+    assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "deploy@hostb",
                     "sha256sum -- '/srv/my images/a;rm -rf ~.tar'"]
 
 
@@ -139,7 +139,7 @@ def test_a_tunnel_forwards_a_local_socket_to_the_remote_engine_socket(tunnels, t
     assert argv == ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
                     "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222",
                     "-i", str(tmp_path / "id"), "-o", "IdentitiesOnly=yes",
-                    "-L", local_socket + ":/run/docker.sock", "deploy@hostb"]
+                    "-L", local_socket + ":/run/docker.sock", "--", "deploy@hostb"]
 
 
 def test_a_live_tunnel_is_reused_for_the_same_engine_and_settings(tunnels, tmp_path):
@@ -158,5 +158,5 @@ def test_a_tunnel_that_cannot_connect_says_why_in_ssh_words(tunnels, tmp_path):
 
 
 def test_an_address_without_a_host_is_refused(tunnels, tmp_path):
-    with pytest.raises(StepFailed, match="ssh:///var/run/docker.sock: not an ssh://"):
+    with pytest.raises(StepFailed, match="'ssh:///var/run/docker.sock': not an ssh://"):
         ssh.tunnel("ssh:///var/run/docker.sock", None, str(tmp_path), "/var/run/docker.sock")

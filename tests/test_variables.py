@@ -152,3 +152,18 @@ def test_repository_without_commits(tmp_path):
     git(tmp_path, "init", "-q")
     with pytest.raises(StepFailed, match=r"variable \$\{c\}: git rev-parse HEAD failed"):
         make({"c": {"git": "commit"}}, tmp_path).get("c")
+
+
+@pytest.mark.parametrize("value", ["1.0.0\n", "1.1\u0661.0"])
+def test_semver_from_the_command_line_is_matched_whole(value):
+    """`$` matched before a final newline, and `\\d` any script's digits."""
+    found = make({"v": {"file": "VERSION", "semver": True}}, override={"v": value}.get)
+    with pytest.raises(StepFailed, match="not a semantic version"):
+        found.get("v")
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_failure(tmp_path):
+    (tmp_path / "VERSION").write_bytes(b"1.0.0-caf\xe9\n")
+    with pytest.raises(StepFailed) as caught:
+        make({"v": {"file": "VERSION"}}, tmp_path).get("v")
+    assert str(caught.value) == "variable ${v}: %s is not UTF-8 text (byte 9)" % os.path.relpath(tmp_path / "VERSION")

@@ -56,6 +56,22 @@ def test_a_good_file_loads(flows):
     assert step.where("tags", 0) == "workflows/x.yaml:9:12: steps.tag.tags.0"
 
 
+
+def test_where_a_value_is_missing_points_at_its_closest_parent(flows):
+    """A message about a field the step does not have (a default, a missing key) points
+    at the step, or at the document when nothing on the path is known."""
+    flow = flows.load("""
+        steps:
+          tag:
+            kind: tag
+            source: app
+            tags: [a]
+        """)
+    assert flow.steps["tag"].where("platform") == "workflows/x.yaml:3:3: steps.tag.platform"
+    assert flow.steps["tag"].where("tags", 5, "deeper") == "workflows/x.yaml:6:5: steps.tag.tags.5.deeper"
+    assert flow.where("nothing", "here") == "workflows/x.yaml:2:1"  # the document (after its blank line)
+
+
 def test_wrong_type_names_file_line_column_and_path(flows):
     problems = flows.problems("""
         steps:
@@ -175,7 +191,7 @@ def test_bad_bytes(flows, tmp_path):
     path = tmp_path / "workflows" / "x.yaml"
     path.parent.mkdir()
     path.write_bytes(b"steps:\n  a: \xff\n")
-    with pytest.raises(WorkflowError, match=r"workflows/x.yaml: not UTF-8 text \(byte 12\)"):
+    with pytest.raises(WorkflowError, match=r"workflows/x.yaml:2:6: not UTF-8 text \(byte 12\)"):
         workflow.load_file(str(path), flows.cache_dir)
 
 
@@ -277,3 +293,59 @@ def test_a_pattern_does_not_judge_a_value_holding_variables(tmp_path):
     assert [e.message for e in checked.iter_errors(document)] == []
     document["steps"]["r"]["name"] = "-bad name"
     assert "pattern" in [e.validator for e in checked.iter_errors(document)]
+
+
+def test_a_step_named_after_any_doit_command_is_refused():
+    """doit's own commands, and the ones this project adds, hide a step of that name."""
+    import tomllib
+
+    from doit.doit_cmd import DoitMain
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        ours = set(tomllib.load(handle)["tool"]["doit"]["plugins"]["command"])
+    assert {command.get_name() for command in DoitMain.DOIT_CMDS} | ours <= workflow.DOIT_COMMANDS
+
+
+def test_yaml_syntax_error_says_where_and_what(flows):
+    assert flows.problems("steps:\n  a: {kind: tag\n  b: 1\n") == [
+        "workflows/x.yaml:3:4: YAML: did not find expected ',' or '}'"]
+    assert flows.problems("steps:\n\tb: 1\n") == [
+        "workflows/x.yaml:2:1: YAML: found character that cannot start any token"]
+
+
+def test_a_duplicate_top_level_key_is_named_at_the_top(flows):
+    problems = flows.problems("steps: {}\nsteps: {}\n")
+    assert problems == ["workflows/x.yaml:2:1: (top): duplicate key 'steps'"]
+
+
+def test_collected_problems_leave_the_workflow_loaded(flows):
+    """With `collect`, a problem that leaves the file sound is kept for the one report."""
+    collect = []
+    flow = workflow.load_file(flows.write("""
+        steps:
+          tag: {kind: tag, source: "${nowhere}", tags: [a]}
+        """), flows.cache_dir, collect=collect)
+    assert set(flow.steps) == {"tag"}
+    assert collect == ["workflows/x.yaml:3:20: steps.tag.source: undefined variable ${nowhere} "
+                       "(declare it under vars:)"]
+
+
+def test_a_missing_workflow_folder_is_one_clear_problem(tmp_path):
+    with pytest.raises(WorkflowError) as caught:
+        workflow.load_all(str(tmp_path / "workflows"), str(tmp_path / "cache"))
+    assert caught.value.problems == ["%s: no such folder; put workflow files in workflows/" % (tmp_path / "workflows")]
+
+
+def test_a_path_field_is_absolute_from_the_workflow_folder(flows, tmp_path):
+    flow = flows.load("""
+        vars:
+          where: app
+        steps:
+          build: {kind: build, context: "../${where}", image: x, doc: builds x}
+        """)
+    step = flow.steps["build"]
+    assert step.path("context") == str(tmp_path / "app")
+    assert step.path("dockerfile") is None
+    assert step.path("dockerfile", "../app/Dockerfile.dev") == str(tmp_path / "app" / "Dockerfile.dev")
+    # what a digest reads: the definition with variables expanded and without its doc
+    assert step.expanded_definition() == {"kind": "build", "context": "../app", "image": "x"}

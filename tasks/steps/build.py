@@ -69,7 +69,8 @@ def _dockerfile_in_context(step):
 def base_images(step):
     """Images the Dockerfile reads: FROM lines and COPY --from (not stages, not scratch)."""
     try:
-        with open(dockerfile_path(step), encoding="utf-8") as handle:
+        # Bytes that are not UTF-8 (a Latin-1 comment) are kept as they are: Docker builds such a file.
+        with open(dockerfile_path(step), encoding="utf-8", errors="surrogateescape") as handle:
             text = handle.read()
     except OSError:
         return []  # problems() reports it
