@@ -55,11 +55,11 @@ def once(command, cwd, prepare=None):
     return time.perf_counter() - start
 
 
-def timed_in_turns(ours, make, runs):
-    """Medians of our side and make's, run in turns (ours, make, ours, make...), so that
-    other load on a shared machine weighs on both alike. Each side: (command, cwd, prepare)."""
-    samples = [once(*side) for _ in range(runs) for side in (ours, make)]
-    return statistics.median(samples[0::2]), statistics.median(samples[1::2])
+def timed_in_turns(*sides, runs):
+    """The median of each side, the sides run in turns (ours, make, ours, make...), so
+    that other load on a shared machine weighs on all alike. Each side: (command, cwd, prepare)."""
+    samples = [once(*side) for _ in range(runs) for side in sides]
+    return tuple(statistics.median(samples[index::len(sides)]) for index in range(len(sides)))
 
 
 def remove_lab_images():
@@ -142,8 +142,8 @@ class Lab:
         wait_answers("127.0.0.1:%d" % self.registry_ports[1], seconds=10)  # make's push does not wait for it
 
 
-    def ours(self):
-        return DOIT + ["push", "load"] + self.ours_vars
+    def ours(self, *options):
+        return DOIT + list(options) + ["push", "load"] + self.ours_vars
 
     def make(self):
         return ["make", "all"] + self.make_vars
@@ -189,13 +189,17 @@ def case_cold(lab, floor, runs):
     runs = max(1, min(runs, 3))
     print("\n# 2. cold: no lab image in the engine -> every lab step done (medians of %d)" % runs)
     lab.start()
-    ours, make = timed_in_turns((lab.ours(), lab.project, lambda: lab.empty("ours")),
-                                (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs)
+    ours, serial, make = timed_in_turns((lab.ours(), lab.project, lambda: lab.empty("ours")),
+                                        (lab.ours("-n", "0"), lab.project, lambda: lab.empty("ours")),
+                                        (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs=runs)
     row("cold doit push load", ours, "make all", make)
+    row("cold doit -n 0 push load", serial, "make all", make)
+    print("  doit push load runs the lab's two independent chains at once (worker processes); "
+          "doit -n 0 runs one step at a time")
     print(LOAD_DIFFERS)
     floor_bound(timed(DOIT + ["nothing"], floor, runs=runs), make)
     ours, make = timed_in_turns((DOIT + ["tag"], lab.project, lambda: lab.empty("ours")),
-                                (["make", "build/tag.stamp"], lab.make_dir, lambda: lab.empty("make")), runs)
+                                (["make", "build/tag.stamp"], lab.make_dir, lambda: lab.empty("make")), runs=runs)
     row("cold, images only: doit tag", ours, "make", make)
 
 
@@ -247,7 +251,7 @@ def incremental(lab, ours_command, make_command, runs):
     _bump(our_version)  # a version tag of the other side's image is never moved
     sh(ours_command, cwd=lab.project)
     ours, make = timed_in_turns((ours_command, lab.project, lambda: _bump(our_version)),
-                                (make_command, lab.make_dir, lambda: _bump(make_version)), runs)
+                                (make_command, lab.make_dir, lambda: _bump(make_version)), runs=runs)
     _bump(our_version)
     ran = steps_run(sh(ours_command, cwd=lab.project).stdout)
     return ours, make, ran

@@ -16,8 +16,10 @@ import sys
 import doit
 import doit.exceptions
 
-from . import plan, ui, workflow
+from . import plan, ui, workers, workflow
 from .report import Reporter
+
+ui.claim_output()  # this process is a doit run of ours: loguru's default stderr sink goes
 
 # Python's shutdown runs a full garbage collection over every object still alive:
 # about 10 ms after a no-op run, a tenth of it. Objects frozen at exit are skipped by
@@ -28,11 +30,21 @@ atexit.register(gc.freeze)
 def _interrupted(signum, frame):
     """Ctrl-C: one line instead of a KeyboardInterrupt traceback. SystemExit unwinds the
     running step as an exception would (its temp files removed, its socket to the engine
-    closed, so the engine stops the build) and doit still records the steps done."""
-    if not ui.in_main_process():  # a worker of doit -n N -P process: doit's own handling
-        raise KeyboardInterrupt
-    sys.stderr.write("\ninterrupted (Ctrl-C): the steps done before are recorded, and what the running "
-                     "step was writing is never taken for done. Run the same command again to go on.\n")
+    closed, so the engine stops the build) and doit still records the steps done.
+    Workers of doit -n N unwind theirs (tasks/workers.py), and are waited for; a
+    second Ctrl-C stops waiting."""
+    if workers.worker_lost():  # not Ctrl-C: the watcher of the workers stops the run (it said why)
+        workers.stop_workers()
+        raise SystemExit(1)
+    if signal.getsignal(signal.SIGINT) is _interrupted:
+        signal.signal(signal.SIGINT, _interrupted_again)
+        sys.stderr.write("\ninterrupted (Ctrl-C): the steps done before are recorded, and what the running "
+                         "step was writing is never taken for done. Run the same command again to go on.\n")
+        workers.stop_workers()
+    raise SystemExit(130)
+
+
+def _interrupted_again(signum, frame):
     raise SystemExit(130)
 
 
@@ -45,6 +57,9 @@ os.makedirs(".dockflow", exist_ok=True)
 # Every `name=value` doit parsed from the command line, to refuse a misspelt one.
 _given = dict(getattr(doit.doit_cmd, "_CMDLINE_VARS", None) or {})
 _task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var, given=_given))  # cwd: dodo.py's folder
+# `doit` alone does every step but those that are never up to date (prune):
+# a bare `doit` must not delete anything.
+_default_tasks = [t["basename"] for t in _task_list if t["uptodate"] != [False]]
 
 # sqlite3: two runs at once keep both runs' records (dbm.dumb and json lose one).
 DOIT_CONFIG = {
@@ -52,9 +67,9 @@ DOIT_CONFIG = {
     "dep_file": os.path.join(".dockflow", "doit.sqlite3"),
     "reporter": Reporter,
     "verbosity": 2,
-    # `doit` alone does every step but those that are never up to date (prune):
-    # a bare `doit` must not delete anything.
-    "default_tasks": [t["basename"] for t in _task_list if t["uptodate"] != [False]],
+    "default_tasks": _default_tasks,
+    # Independent steps at once, in worker processes, when the run has some (doit -n 0: never).
+    **workers.run_config({t["basename"]: t["task_dep"] for t in _task_list}, _default_tasks, sys.argv),
 }
 
 

@@ -114,6 +114,19 @@ def get(host, address=None):
     return _engines[address]
 
 
+def drop_all():
+    """Forget every Engine of this process, closing nothing: a forked worker (doit -n N)
+    opens its own sockets, as doit's process goes on using the ones it shares with it."""
+    _engines.clear()
+
+
+def forget_all():
+    """Every engine's inspect results of this process dropped: another process (a
+    worker of doit -n N, another run) may have made those images since."""
+    for docker in _engines.values():
+        docker.forget()
+
+
 # One GET /images/json answers every later lookup of a run, but costs the engine time
 # in proportion to the images and tags it holds: ~5 ms for a few dozen, 0.16 s for
 # 750 images (engine 20.10). An inspect is ~0.5 ms, but ~10 ms for an image with

@@ -13,6 +13,13 @@ lock. These notes only describe; the flock decides. A note whose process is gone
 (a killed run) is ignored and cleaned up; the kernel has already dropped its lock.
 The lock is taken per step, not per run: between two steps of a build, a prune may
 run, which is safe because prune never removes an image a workflow names.
+
+Each step also has a lock of its own, `.dockflow/steps/<step>.lock`, held exclusively
+while it runs (before the project's lock is taken). Two `doit build_app` started at
+once would both build, and the loser's image be left dangling: the second waits for
+the first instead, then checks the step again against what the first recorded in
+`.dockflow/steps/<step>.json` (doit's own state is written only when a run ends),
+and finds it up to date.
 """
 import contextlib
 import fcntl
@@ -22,6 +29,7 @@ import time
 
 from . import ui
 from .errors import StepFailed
+from .files import read_cache
 
 DEFAULT_WAIT = 300.0
 POLL_SECONDS = 0.2
@@ -52,6 +60,16 @@ def holders(project_dir):
             with contextlib.suppress(OSError):
                 os.unlink(path)
     return sorted(found, key=lambda note: note.get("since", 0))
+
+
+def tasks_of(project_dir, pid):
+    """The steps process `pid` holds the lock for, from its notes (also once it is gone)."""
+    prefix = "%d-" % pid
+    try:
+        names = os.listdir(os.path.join(lock_dir(project_dir), "locks"))
+    except FileNotFoundError:
+        return []
+    return sorted(name[len(prefix):-len(".json")] for name in names if name.startswith(prefix) and name.endswith(".json"))
 
 
 def describe(notes):
@@ -93,24 +111,67 @@ def held(project_dir, task, exclusive=False, wait=DEFAULT_WAIT):
 
 
 def _acquire(handle, project_dir, task, exclusive, mode, wait):
-    operation = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    _take(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, task, wait,
+          waiting="the project's %s lock" % mode, free="the project's lock is free", whose="its lock",
+          holder=lambda: describe(holders(project_dir)))
+
+
+@contextlib.contextmanager
+def step_held(project_dir, task, wait=DEFAULT_WAIT):
+    """Hold step `task`'s own lock while the block runs. Yields None when it was free,
+    else (this run waited for another one running the step) the values that run
+    recorded with done(), or {}: the step may be up to date now. StepFailed after
+    `wait` seconds."""
+    folder = os.path.join(lock_dir(project_dir), "steps")
+    os.makedirs(folder, exist_ok=True)
+    handle = open(os.path.join(folder, task + ".lock"), "a+")
+    try:
+        waited = _take(handle, fcntl.LOCK_EX, task, wait, waiting="another run of this step to end",
+                       free="the other run of this step has ended", whose="the lock of step %s" % task,
+                       holder=lambda: describe([n for n in holders(project_dir) if n.get("task") == task]))
+        yield read_cache(_values_path(project_dir, task)) if waited else None
+    finally:
+        handle.close()  # closing the file drops the flock
+
+
+def done(project_dir, task, values):
+    """Record what step `task` made, for a run waiting on its lock (see step_held).
+    Not fsynced (files.write_cache is): after a crash the waiting run only does the
+    step itself, and every step that works would pay for the fsync."""
+    path = _values_path(project_dir, task)
+    temp = "%s.%d" % (path, os.getpid())
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(values, handle)
+        os.replace(temp, path)  # a waiting run reads all of it or the previous one
+    except (OSError, TypeError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(temp)  # the waiting run then does the step itself, as it would have
+
+
+def _values_path(project_dir, task):
+    return os.path.join(lock_dir(project_dir), "steps", task + ".json")
+
+
+def _take(handle, operation, task, wait, waiting, free, whose, holder):
+    """flock `handle` (`operation`: LOCK_SH or LOCK_EX), polling so that the wait is
+    bounded and said once; whether this run had to wait. `holder()` describes who holds it."""
     deadline, said = time.monotonic() + wait, False
     while True:
         try:
-            fcntl.flock(handle.fileno(), operation)
+            fcntl.flock(handle.fileno(), operation | fcntl.LOCK_NB)
             if said:
-                ui.say(task, "the project's lock is free; going on")
-            return
+                ui.say(task, "%s; going on" % free)
+            return said
         except BlockingIOError:
             pass
         if time.monotonic() >= deadline:
             raise StepFailed(
-                "%s: not run: another run of this project holds its lock (%s); waited %gs. "
+                "%s: not run: another run of this project holds %s (%s); waited %gs. "
                 "Run it again when that ends, or raise lock_wait / DOCKFLOW_LOCK_WAIT"
-                % (task, describe(holders(project_dir)), wait))
+                % (task, whose, holder(), wait))
         if not said:
-            ui.say(task, "waiting up to %gs for the project's %s lock: held by %s"
-                   % (wait, mode, describe(holders(project_dir))))
+            ui.say(task, "waiting up to %gs for %s: held by %s" % (wait, waiting, holder()))
             said = True
         time.sleep(POLL_SECONDS)
 

@@ -240,6 +240,11 @@ def task_dicts(project_dir, override=None, given=None):
         }
 
 
+def project_dir():
+    """The project folder of the steps dodo.py gave doit in this process."""
+    return _project["dir"]
+
+
 def loaded_steps():
     """(steps, deps) of the tasks dodo.py gave doit in this process."""
     return dict(_steps), dict(_deps)
@@ -285,30 +290,64 @@ def check_step(task, values, name):
     verdict = _verdicts[name] = verdict_for(step, values)
     if not verdict.current and not verdict.error:
         _forget_outputs(step)  # this step is going to run: ask afresh what it makes
+        # doit hands the task's attributes to its worker process (doit -n N), which
+        # checks again with them: a Verdict's memo need not survive pickling.
+        setattr(task, _SAVED, values)
     return verdict.current
 
 
-def run_step(name):
-    """doit's action: run the step; a StepFailed becomes one readable failure line."""
+_SAVED = "dockflow_saved_values"  # the Task attribute check_step leaves for run_step
+
+
+def reason_of(name):
+    """Why step `name` runs, as its check in this process said ("" if none ran here)."""
+    verdict = _verdicts.get(name)
+    if verdict is None:
+        step = _steps.get(name)
+        if step is not None and steps.always_runs(step.kind):
+            return "a %s step runs every time it is asked" % step.kind
+        return ""
+    return str(verdict.error) if verdict.error else verdict.reason
+
+
+def run_step(name, task):
+    """doit's action: run the step; a StepFailed becomes one readable failure line.
+    Its own lock first: a second run of the same step waits for the first, then
+    checks again with what the first recorded, and mostly finds nothing to do."""
     from doit.exceptions import TaskFailed
 
     step = _steps[name]
-    module = steps.module_for(step.kind)
-    # No verdict here: a worker process, or the check never ran (doit -a).
-    verdict = _verdicts.pop(name, None) or verdict_for(step, {})
+    saved = task.__dict__.pop(_SAVED, None) or {}
+    verdict = _verdicts.pop(name, None)
+    if not ui.in_main_process():
+        engine.forget_all()  # a worker: others made images since it last looked
     try:
-        if verdict.error:
-            raise verdict.error
-        if verdict.reason:
-            ui.say(name, verdict.reason)
-        # Shared while steps make things, exclusive for a step kind that removes them (prune).
-        exclusive = module.exclusive(step)
-        with lock.held(_project["dir"], name, exclusive, lock.wait_seconds(step)):
-            values = module.run(step, verdict) or {}
+        with ui.step_lines(name), lock.step_held(_project["dir"], name, lock.wait_seconds(step)) as other_run:
+            if other_run is not None:  # this run waited for another one doing this step
+                engine.forget_all()
+                verdict = verdict_for(step, other_run)
+                if verdict.current:
+                    ui.say(name, "up to date: another run did this step while this one waited")
+                    return other_run
+            # No verdict here: a worker process, or the check never ran (doit -a).
+            values = _run(step, verdict or verdict_for(step, saved))
+            lock.done(_project["dir"], name, values)
     except StepFailed as err:
         return TaskFailed(str(err))
     _forget_outputs(step)
     return values
+
+
+def _run(step, verdict):
+    if verdict.error:
+        raise verdict.error
+    if verdict.reason:
+        ui.say(step.name, verdict.reason)
+    module = steps.module_for(step.kind)
+    # Shared while steps make things, exclusive for a step kind that removes them (prune).
+    exclusive = module.exclusive(step)
+    with lock.held(_project["dir"], step.name, exclusive, lock.wait_seconds(step)):
+        return module.run(step, verdict) or {}
 
 
 def _forget_outputs(step):
