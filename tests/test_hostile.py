@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tasks import files, refs, ssh, workflow
+from tasks import files, ssh, workflow
 from tasks.errors import StepFailed, WorkflowError
 from tests.conftest import REPO
 from tests.support import image_id
