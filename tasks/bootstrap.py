@@ -121,7 +121,7 @@ def make_venv():
 def python_packages(with_tests):
     """This package and its dependencies in this clone's .venv, never elsewhere."""
     make_venv()
-    modules = PYTHON_MODULES + (("pytest", "hypothesis") if with_tests else ())
+    modules = PYTHON_MODULES + (("pytest", "hypothesis", "mypy") if with_tests else ())
     probe = subprocess.run([VENV_PYTHON, "-I", "-c", MISSING_PROBE, PROJECT, *modules], cwd="/",
                            check=True, capture_output=True, text=True)
     missing = json.loads(probe.stdout)

@@ -18,7 +18,6 @@ import stat
 import time
 
 from .files import read_cache, sha256_file, write_cache
-from .steps import project_dir
 
 # A file changed less than this before we looked is hashed but its stats are not
 # kept in a step's hash file: a write within the same timestamp tick (coarse clocks)
@@ -31,11 +30,11 @@ def stat_key(info):
     return [info.st_size, info.st_ctime_ns, info.st_ino, info.st_mode]
 
 
-def files_digest(root, relpaths, saved_stats=None, cache_name=None):
+def files_digest(root, relpaths, saved_stats=None, hash_file=None):
     """(digest, stats): stats maps relpath -> [size, ctime_ns, inode, mode, sha256].
-    Without `saved_stats`, a `cache_name` (the step's) keeps the stats in its hash file."""
-    cached = not saved_stats and cache_name
-    saved_stats = read_cache(_hash_file(cache_name)) if cached else (saved_stats or {})
+    Without `saved_stats`, `hash_file` (the step's: Project.hash_file) keeps the stats."""
+    cached = not saved_stats and hash_file
+    saved_stats = read_cache(hash_file) if cached else (saved_stats or {})
     stats, summary, hashed = {}, hashlib.sha256(), False
     for relpath in relpaths:
         path = os.path.join(root, relpath)
@@ -55,17 +54,13 @@ def files_digest(root, relpaths, saved_stats=None, cache_name=None):
         # A file name that is not UTF-8 counts by its own bytes (surrogateescape).
         summary.update(("%s\0%o\0%s\n" % (relpath, info.st_mode & 0o111, content)).encode(errors="surrogateescape"))
     if cached and hashed:
-        _write_hash_file(cache_name, stats)
+        _write_hash_file(hash_file, stats)
     return "sha256:" + summary.hexdigest(), stats
 
 
-def _hash_file(cache_name):
-    return os.path.join(project_dir(), ".dockflow", "cache", "hashes", cache_name + ".json")
-
-
-def _write_hash_file(cache_name, stats):
+def _write_hash_file(hash_file, stats):
     settled = time.time_ns() - SETTLED_NS
-    write_cache(_hash_file(cache_name), {relpath: entry for relpath, entry in stats.items() if entry[1] < settled})
+    write_cache(hash_file, {relpath: entry for relpath, entry in stats.items() if entry[1] < settled})
 
 
 def value_digest(value):

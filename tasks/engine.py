@@ -10,20 +10,25 @@ Two doors to the same engine:
   only when a step really runs, and only behind the Engine's verbs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
+from __future__ import annotations
+
 import codecs
+import hashlib
 import json
 import os
 import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from . import refs
 from .errors import EngineUnreachable, StepFailed
+from .runstate import RUN
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"  # the engine's socket on an ssh:// host
-_engines = {}
 
 
 def default_host():
@@ -38,14 +43,13 @@ def host_for(step):
     return step.get("docker_host") or default_host()
 
 
-_endpoints = {}  # (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG) -> (host, tls files or None)
 
 
 def _default_endpoint():
     key = tuple(os.environ.get(name) or "" for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"))
-    if key not in _endpoints:
-        _endpoints[key] = _read_endpoint(*key)
-    return _endpoints[key]
+    if key not in RUN.endpoints:
+        RUN.endpoints[key] = _read_endpoint(*key)
+    return RUN.endpoints[key]
 
 
 def _read_endpoint(docker_host, context_name, config_dir):
@@ -109,21 +113,21 @@ def for_step(step, host=None):
 def get(host, address=None):
     """The Engine named `host`, reached at `address` (default: `host` itself)."""
     address = address or host
-    if address not in _engines:
-        _engines[address] = Engine(host, address)
-    return _engines[address]
+    if address not in RUN.engines:
+        RUN.engines[address] = Engine(host, address)
+    return RUN.engines[address]
 
 
 def drop_all():
     """Forget every Engine of this process, closing nothing: a forked worker (doit -n N)
     opens its own sockets, as doit's process goes on using the ones it shares with it."""
-    _engines.clear()
+    RUN.engines.clear()
 
 
 def forget_all():
     """Every engine's inspect results of this process dropped: another process (a
     worker of doit -n N, another run) may have made those images since."""
-    for docker in _engines.values():
+    for docker in RUN.engines.values():
         docker.forget()
 
 
@@ -194,7 +198,7 @@ class Engine:
         self._info = None
 
     # --- cheap reads, standard library only ---------------------------------
-    def inspect_image(self, ref):
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
         """The engine's inspect dict for `ref`, or None if it has no such image."""
         if ref not in self._inspected:
             try:
@@ -259,7 +263,7 @@ class Engine:
                     listing[refs.normalize(tag)] = summary
         return listing
 
-    def image_id(self, ref):
+    def image_id(self, ref: str) -> str | None:
         summary = self.image_summary(ref)
         return summary["Id"] if summary else None
 
@@ -286,8 +290,6 @@ class Engine:
     def layer_chains(self):
         """The chain ids of every layer the engine keeps under some image (all=1: the
         intermediate images of a build hold layers too)."""
-        from .imagetar import chain_ids
-
         try:
             status, body = self._get("/images/json?all=1")
             if status != 200:
@@ -530,12 +532,12 @@ class Engine:
     # `what` names the work in the error a user reads ("build_app: tag basic-app").
     # Lookups of something that is not there return None, as community.docker's
     # client does (find_image, get_container_by_id); steps never touch the SDK.
-    def tag(self, what, image_id, ref):
+    def tag(self, what: str, image_id: str, ref: str) -> None:
         repository, tag = refs.split_tag(ref)
         self._sdk(what, "tag", image_id, repository, tag, force=True)
         self.forget(ref)
 
-    def push(self, what, ref, auth_config=None):
+    def push(self, what: str, ref: str, auth_config: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """The decoded chunks of the daemon's push stream."""
         repository, tag = refs.split_tag(ref)
         return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
@@ -547,61 +549,63 @@ class Engine:
         return self._stream(what, self._sdk(what, "pull", repository, tag=tag, stream=True, decode=True,
                                             auth_config=auth_config))
 
-    def save(self, what, ref, chunk_size):
+    def save(self, what: str, ref: str, chunk_size: int) -> Iterator[bytes]:
         """The bytes of `docker save REF`, chunk by chunk."""
         return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))
 
-    def load(self, what, blocks):
+    def load(self, what: str, blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         """POST the tar `blocks` to /images/load; the decoded chunks answered."""
         return self._stream(what, self._sdk(what, "load_image", blocks))
 
-    def remove_image(self, what, ref, force=False):
+    def remove_image(self, what: str, ref: str, force: bool = False) -> list[dict[str, str]] | None:
         """The engine's list of what it untagged and deleted, or None when it has no such image."""
         removed = self._sdk(what, "remove_image", ref, force=force, noprune=False, missing=None)
         self.forget(ref)
         return None if removed is None else list(removed or [])
 
-    def history(self, what, ref):
+    def history(self, what: str, ref: str) -> list[dict[str, Any]] | None:
         return self._sdk(what, "history", ref, missing=None)
 
-    def images(self, what, **options):
+    def images(self, what: str, **options: Any) -> list[dict[str, Any]]:
         return self._sdk(what, "images", **options)
 
-    def containers(self, what, **options):
+    def containers(self, what: str, **options: Any) -> list[dict[str, Any]]:
         return self._sdk(what, "containers", **options)
 
-    def disk_usage(self, what):
+    def disk_usage(self, what: str) -> dict[str, Any]:
         return self._sdk(what, "df")
 
-    def prune_build_cache(self, what, filters=None):
+    def prune_build_cache(self, what: str, filters: dict[str, str] | None = None) -> int:
         """The bytes the engine freed."""
         return (self._sdk(what, "prune_builds", filters=filters) or {}).get("SpaceReclaimed") or 0
 
-    def create_volume(self, what, name, labels=None):
+    def create_volume(self, what: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         return self._sdk(what, "create_volume", name, labels=labels)
 
-    def create_container(self, what, image, host_config=None, **options):
+    def create_container(self, what: str, image: str, host_config: dict[str, Any] | None = None,
+                         **options: Any) -> str:
         """The new container's id; `host_config`: the SDK's create_host_config keywords."""
         if host_config is not None:
             options["host_config"] = self._api.create_host_config(**host_config)
         return self._sdk(what, "create_container", image, **options)["Id"]
 
-    def start_container(self, what, container):
+    def start_container(self, what: str, container: str) -> None:
         self._sdk(what, "start", container)
 
-    def wait_container(self, what, container):
+    def wait_container(self, what: str, container: str) -> int:
         """The exit status of the container's command, once it ends."""
         return self._sdk(what, "wait", container).get("StatusCode", 1)
 
-    def container_logs(self, what, container, **options):
+    def container_logs(self, what: str, container: str, **options: Any) -> str:
         return self._sdk(what, "logs", container, **options).decode(errors="replace")
 
-    def remove_container(self, what, container, force=True):
+    def remove_container(self, what: str, container: str, force: bool = True) -> bool | None:
         """True, or None when there was no such container."""
         removed = self._sdk(what, "remove_container", container, force=force, missing=_GONE)
         return None if removed is _GONE else True
 
-    def commit(self, what, container, ref, message=None, changes=None):
+    def commit(self, what: str, container: str, ref: str, message: str | None = None,
+               changes: list[str] | None = None) -> str:
         """The new image's id."""
         repository, tag = refs.split_tag(ref)
         image_id = self._sdk(what, "commit", container, repository=repository, tag=tag, message=message,
@@ -609,7 +613,7 @@ class Engine:
         self.forget(ref)
         return image_id
 
-    def get_archive(self, what, container, path):
+    def get_archive(self, what: str, container: str, path: str) -> tuple[Iterator[bytes], dict[str, Any]] | None:
         """(tar chunks, stat) of `path` in the container, or None when it has no such path."""
         found = self._sdk(what, "get_archive", container, path, missing=None)
         return None if found is None else (self._stream(what, found[0]), found[1])
@@ -668,6 +672,17 @@ class Engine:
         if isinstance(err, requests.exceptions.ConnectionError):
             return self.unreachable(_reason(err))
         return StepFailed("%s: %s" % (what, _reason(err)))
+
+
+def chain_ids(diff_ids):
+    """The engine's chain ids of a layer stack (image-spec: ChainID)."""
+    chains = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            chains.append("sha256:" + hashlib.sha256(("%s %s" % (chains[-1], diff_id)).encode()).hexdigest())
+    return chains
 
 
 def _read_head(reader):

@@ -112,7 +112,7 @@ def user_secret():
     return _user_secret["secret"]
 
 
-_user_secret = {}
+_user_secret: dict[str, bytes | None] = {}  # "secret" -> this user's cache secret, read once a process
 SECRET_BYTES = 32
 
 

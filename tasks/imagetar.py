@@ -6,15 +6,15 @@ keeps a layer: a layer whose chain id the target already has need not be shipped
 (measured on engine 20.10: `docker load` skips a layer whose chain it already has
 without opening its file). The three layouts engines write are described at ImageTar.
 """
-import hashlib
 import json
 import os
 import threading
 
 from .digest import files_digest, stat_key
+from .engine import chain_ids  # noqa: F401 (a tar's layers are keyed as the engine keys them)
 from .errors import StepFailed
 from .files import read_cache, write_atomic, write_cache
-from .steps import project_dir
+from .runstate import RUN
 
 BLOCK = 512
 
@@ -42,61 +42,63 @@ def _is_sha256(text):
     return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def cached_sha256(path, saved_stats=None):
+def cached_sha256(path, cache_dir, saved_stats=None):
     """(sha256, stats) of one file; the sha is reused while size, ctime, inode and mode
     are those in `saved_stats` (a no-op run does not re-read a 1 GiB tar), or those
-    another step recorded for that tar in this project."""
+    another step recorded for that tar in the project whose cache folder is `cache_dir`."""
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
-    if name not in (saved_stats or {}) and path in _known_tars():
-        saved_stats = {name: _known_tars()[path]}
+    known = _known_tars(cache_dir)
+    if name not in (saved_stats or {}) and path in known:
+        saved_stats = {name: known[path]}
     _, stats = files_digest(folder, [name], saved_stats)
     if stats[name] != (saved_stats or {}).get(name):  # learnt now: the other steps may use it
-        _remember_tar(path, stats[name])
+        _remember_tar(cache_dir, path, stats[name])
     return stats[name][4], stats
 
 
-def known_sha256(path, sha256):
+def known_sha256(path, sha256, cache_dir):
     """The stats cached_sha256 keeps, for a file whose sha256 was computed while writing
     it; kept for the project's other steps too."""
     path = os.path.abspath(path)
     entry = stat_key(os.lstat(path)) + [sha256]
-    _remember_tar(path, entry)
+    _remember_tar(cache_dir, path, entry)
     return {os.path.basename(path): entry}
 
 
 # Save learns a tar's sha256 while writing it; transfer and load would each read the
 # whole tar again to learn it (2 s for 1 GiB). So the stats of every tar hashed here
-# are kept for the project's other steps: .dockflow/cache/tar-hashes.json.
-_tars = {}
+# are kept for the project's other steps: .dockflow/cache/tar-hashes.json, read once a
+# run (runstate.RUN.tars).
 _tars_lock = threading.Lock()  # `doit -P thread`: two steps must not write the file at once
 
 
-def _tar_hashes_path():
-    return os.path.join(project_dir(), ".dockflow", "cache", "tar-hashes.json")
+def _tar_hashes_path(cache_dir):
+    return os.path.join(cache_dir, "tar-hashes.json")
 
 
-def _known_tars():
-    if "known" not in _tars:
+def _known_tars(cache_dir):
+    hashes_path = _tar_hashes_path(cache_dir)
+    if hashes_path not in RUN.tars:
         # Any entry may be damaged: keep only the exact shape written here.
-        _tars["known"] = {path: stats for path, stats in read_cache(_tar_hashes_path()).items()
-                          if _is_tar_stats(stats)}
-    return _tars["known"]
+        RUN.tars[hashes_path] = {path: stats for path, stats in read_cache(hashes_path).items()
+                                 if _is_tar_stats(stats)}
+    return RUN.tars[hashes_path]
 
 
 def _is_tar_stats(stats):
     return isinstance(stats, list) and len(stats) == 5 and _is_sha256(stats[4])
 
 
-def _remember_tar(path, stats):
+def _remember_tar(cache_dir, path, stats):
     with _tars_lock:
-        known = _known_tars()
+        known = _known_tars(cache_dir)
         if known.get(path) == stats:
             return
         known[path] = stats
         for gone in [p for p in known if not os.path.lexists(p)]:  # tars of old versions
             del known[gone]
-        write_cache(_tar_hashes_path(), known)
+        write_cache(_tar_hashes_path(cache_dir), known)
 
 
 def is_gzip(path):
@@ -280,17 +282,6 @@ def _why(err):
     """The reason in one line: a member name may hold a newline or an escape."""
     text = ("no field %s" % err if isinstance(err, KeyError) else str(err)) or type(err).__name__
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def chain_ids(diff_ids):
-    """The engine's chain ids of a layer stack (image-spec: ChainID)."""
-    chains = []
-    for diff_id in diff_ids:
-        if not chains:
-            chains.append(diff_id)
-        else:
-            chains.append("sha256:" + hashlib.sha256(("%s %s" % (chains[-1], diff_id)).encode()).hexdigest())
-    return chains
 
 
 def _round_up(size):

@@ -11,29 +11,13 @@ import re
 
 from . import engine, graph, lock, refs, steps, ui, workflow
 from .errors import StepFailed, WorkflowError
-
-_steps = {}      # step name -> Step, for the actions and checks of this run
-_deps = {}       # step name -> names of the steps it needs
-_verdicts = {}   # step name -> Verdict of its check in this process
-_project = {"dir": "."}  # the project folder of this run: its .dockflow/run.lock
+from .project import Project
+from .runstate import RUN
 
 
 def load(project_dir, override=None, collect=None):
-    """All steps of `project_dir/workflows`, keyed by name; WorkflowError if any is wrong
-    (with a `collect` list, sound-structure problems are appended to it instead)."""
-    cache_dir = os.path.join(project_dir, ".dockflow", "cache")
-    problems = [] if collect is None else collect
-    workflows = workflow.load_all(os.path.join(project_dir, "workflows"), cache_dir, override, problems)
-    found = {}
-    for flow in workflows:
-        for name, step in flow.steps.items():
-            if name in found:
-                problems.append("%s: step %r is also defined at %s; step names are doit task names "
-                                "and must be unique across workflows/" % (step.where(), name, found[name].where()))
-            found[name] = step
-    if problems and collect is None:
-        raise WorkflowError(problems)
-    return found
+    """All steps of `project_dir/workflows`, keyed by name (Project.load's steps)."""
+    return Project.load(project_dir, override, collect).steps
 
 
 def dependencies(all_steps):
@@ -191,11 +175,18 @@ def unknown_variables(all_steps, given):
 
 
 def checked_steps(project_dir, override=None, given=None):
-    """(steps, deps) of the project; every definition problem of every file, and every
-    unknown `name=value` of the command line (`given`), in one WorkflowError, before
-    anything touches Docker."""
+    """(steps, deps) of the checked project (checked_project)."""
+    project = checked_project(project_dir, override, given)
+    return project.steps, project.deps
+
+
+def checked_project(project_dir, override=None, given=None):
+    """The Project with its steps and what each needs; every definition problem of every
+    file, and every unknown `name=value` of the command line (`given`), in one
+    WorkflowError, before anything touches Docker."""
     problems = []
-    all_steps = load(project_dir, override, collect=problems)
+    project = Project.load(project_dir, override, collect=problems)
+    all_steps = project.steps
     problems += unknown_variables(all_steps, given or {})
     problems += step_problem_list(all_steps)
     if any("schedule" in step.spec for step in all_steps.values()):
@@ -207,7 +198,8 @@ def checked_steps(project_dir, override=None, given=None):
         problems += err.problems
     if problems:
         raise WorkflowError(sorted(problems, key=_position))
-    return all_steps, deps
+    project.deps = deps
+    return project
 
 
 def _position(problem):
@@ -221,33 +213,31 @@ _POSITION_RE = re.compile(r"([^:]+):(\d+):(\d+): ")
 
 def task_dicts(project_dir, override=None, given=None):
     """What dodo.py yields to doit."""
-    all_steps, deps = checked_steps(project_dir, override, given)
-    _steps.clear()
-    _steps.update(all_steps)
-    _deps.clear()
-    _deps.update(deps)
-    _project["dir"] = project_dir
-    for name, step in all_steps.items():
+    project = RUN.project = checked_project(project_dir, override, given)
+    for name, step in project.steps.items():
         always = steps.always_runs(step.kind)
         yield {
             "basename": name,
             "doc": step.doc or "%s step" % step.kind,
             "actions": [(run_step, [name])],
-            "task_dep": deps[name],
+            "task_dep": project.deps[name],
             # [False] keeps doit from calling it "no dependencies" and always running it
             "uptodate": [False] if always else [StepCheck(name)],
             "verbosity": 2,
         }
 
 
-def project_dir():
-    """The project folder of the steps dodo.py gave doit in this process."""
-    return _project["dir"]
+def loaded_project():
+    """The Project whose steps dodo.py gave doit in this process."""
+    if RUN.project is None:
+        raise RuntimeError("no project loaded: dodo.py has not yielded its tasks in this process")
+    return RUN.project
 
 
 def loaded_steps():
     """(steps, deps) of the tasks dodo.py gave doit in this process."""
-    return dict(_steps), dict(_deps)
+    project = loaded_project()
+    return dict(project.steps), dict(project.deps)
 
 
 def verdict_for(step, saved):
@@ -275,7 +265,7 @@ class StepCheck:
         return check_step(task, values, self.name)
 
     def __str__(self):
-        verdict = _verdicts.get(self.name)
+        verdict = RUN.verdicts.get(self.name)
         if verdict is None:
             return "the dockflow check of step %s" % self.name
         if verdict.error:
@@ -286,8 +276,8 @@ class StepCheck:
 def check_step(task, values, name):
     """The check behind StepCheck. Never raises: a failing check means "run", and
     the action then reports the failure as the step's own error."""
-    step = _steps[name]
-    verdict = _verdicts[name] = verdict_for(step, values)
+    step = loaded_project().steps[name]
+    verdict = RUN.verdicts[name] = verdict_for(step, values)
     if not verdict.current and not verdict.error:
         _forget_outputs(step)  # this step is going to run: ask afresh what it makes
         # doit hands the task's attributes to its worker process (doit -n N), which
@@ -301,9 +291,9 @@ _SAVED = "dockflow_saved_values"  # the Task attribute check_step leaves for run
 
 def reason_of(name):
     """Why step `name` runs, as its check in this process said ("" if none ran here)."""
-    verdict = _verdicts.get(name)
+    verdict = RUN.verdicts.get(name)
     if verdict is None:
-        step = _steps.get(name)
+        step = loaded_project().steps.get(name)
         if step is not None and steps.always_runs(step.kind):
             return "a %s step runs every time it is asked" % step.kind
         return ""
@@ -316,13 +306,14 @@ def run_step(name, task):
     checks again with what the first recorded, and mostly finds nothing to do."""
     from doit.exceptions import TaskFailed
 
-    step = _steps[name]
+    step = loaded_project().steps[name]
+    project_dir = step.workflow.project.dir
     saved = task.__dict__.pop(_SAVED, None) or {}
-    verdict = _verdicts.pop(name, None)
+    verdict = RUN.verdicts.pop(name, None)
     if not ui.in_main_process():
         engine.forget_all()  # a worker: others made images since it last looked
     try:
-        with ui.step_lines(name), lock.step_held(_project["dir"], name, lock.wait_seconds(step)) as other_run:
+        with ui.step_lines(name), lock.step_held(project_dir, name, lock.wait_seconds(step)) as other_run:
             if other_run is not None:  # this run waited for another one doing this step
                 engine.forget_all()
                 verdict = verdict_for(step, other_run)
@@ -331,7 +322,7 @@ def run_step(name, task):
                     return other_run
             # No verdict here: a worker process, or the check never ran (doit -a).
             values = _run(step, verdict or verdict_for(step, saved))
-            lock.done(_project["dir"], name, values)
+            lock.done(project_dir, name, values)
     except StepFailed as err:
         return TaskFailed(str(err))
     _forget_outputs(step)
@@ -346,7 +337,7 @@ def _run(step, verdict):
     module = steps.module_for(step.kind)
     # Shared while steps make things, exclusive for a step kind that removes them (prune).
     exclusive = module.exclusive(step)
-    with lock.held(_project["dir"], step.name, exclusive, lock.wait_seconds(step)):
+    with lock.held(step.workflow.project.dir, step.name, exclusive, lock.wait_seconds(step)):
         return module.run(step, verdict) or {}
 
 

@@ -28,7 +28,7 @@ class Reporter(ConsoleReporter):
         self.outstream.flush()  # before the step's own lines, which a worker writes unbuffered
         reason = plan.reason_of(task.name)
         self._started[task.name] = (time.monotonic(), reason)
-        workers.watch(plan.project_dir())
+        workers.watch(plan.loaded_project().dir)
         if ui.logs_wanted():
             ui.step_event(task.name, "started", "started" + (": " + reason if reason else ""), reason=reason)
 

@@ -288,9 +288,9 @@ def scheduled_entries(project_dir, names=(), log_dir=None):
     """Entries of the project's steps that carry `schedule` (of `names` if given):
     WorkflowError on a bad definition, StepFailed on a value no crontab line or unit
     file can hold (a newline in the project folder or in DOCKER_HOST)."""
-    from . import plan
+    from .project import Project  # here: the parser and the schedule check need no workflows
 
-    all_steps = plan.load(project_dir)
+    all_steps = Project.load(project_dir).steps
     problems = []
     for name in names:
         if name not in all_steps:

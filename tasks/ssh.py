@@ -14,13 +14,13 @@ import time
 import urllib.parse
 
 from .errors import StepFailed
+from .runstate import RUN
 
 # user@host:/path or host:path (not ./a:b, not /a:b): scp's own rule, roughly.
 # A pattern, not compiled here: re compiles it on first use (0.15 ms), which loading
 # workflows whose destinations are all local paths never needs. Matched whole, a
 # path holding a newline included (`$` would drop a final one).
 _REMOTE_PATTERN = r"(?:(?P<user>[^@/:\s]+)@)?(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:]+\]):(?P<path>.*)"
-_tunnels = {}
 
 
 class Remote:
@@ -104,8 +104,8 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
     """The unix:// address of a local socket forwarded to `remote_socket` on the
     ssh:// host; the ssh process lives until this process exits."""
     key = (docker_host, remote_socket, repr(sorted((settings or {}).items())))
-    if key in _tunnels and _tunnels[key][0].poll() is None:
-        return _tunnels[key][1]
+    if key in RUN.tunnels and RUN.tunnels[key][0].poll() is None:
+        return RUN.tunnels[key][1]
     try:
         url = urllib.parse.urlparse(docker_host)
         hostname, port = url.hostname, url.port
@@ -133,7 +133,7 @@ def tunnel(docker_host, settings, base_dir, remote_socket):
             raise StepFailed("ssh to %s for the engine at %s did not connect in time" % (remote.target, docker_host))
         time.sleep(0.02)
     address = "unix://" + local_socket
-    _tunnels[key] = (process, address)
+    RUN.tunnels[key] = (process, address)
     return address
 
 

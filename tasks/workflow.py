@@ -35,6 +35,7 @@ class Workflow:
         self.display_path = _shown(os.path.relpath(path))
         self.base_dir = os.path.dirname(path)
         self.marks = marks
+        self.project = None  # the Project that loaded it (project.py); None for a file read alone
         self.variables = variables.Variables(document.get("vars"), self.base_dir, override,
                                              where=lambda name: self.where("vars", str(name)))
         self.steps = {name: Step(name, spec, self) for name, spec in document["steps"].items()}

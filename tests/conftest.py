@@ -9,12 +9,22 @@ import uuid
 
 import pytest
 
+from tasks import runstate
 from tests.support import dockerd
 from tests.support.registry import registries, registry_image  # noqa: F401 (fixtures)
 from tests.support.hostb import hostb, hosts  # noqa: F401 (fixtures)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSYBOX = "/bin/busybox"
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_state():
+    """Each test starts as a new process would: no project, engines, tunnels or tar
+    hashes left from another test (tasks/runstate.py)."""
+    runstate.reset()
+    yield
+    runstate.reset()
 
 
 @pytest.fixture(scope="session")

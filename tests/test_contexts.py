@@ -10,6 +10,7 @@ import pytest
 
 from tasks import engine
 from tasks.errors import EngineUnreachable, StepFailed
+from tasks.runstate import RUN
 
 
 def make_context(config_dir, name, host, *tls_args):
@@ -25,14 +26,13 @@ def docker_env(monkeypatch, tmp_path):
     config_dir = tmp_path / "docker-config"
     config_dir.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
-    monkeypatch.setattr(engine, "_endpoints", {})
     return config_dir
 
 
 def use_context(config_dir, name):
     """What `docker context use NAME` writes (a run reads it once: forget what this one read)."""
     subprocess.run(["docker", "--config", str(config_dir), "context", "use", name], check=True, capture_output=True)
-    engine._endpoints.clear()
+    RUN.endpoints.clear()
 
 
 def test_the_order_docker_host_then_docker_context_then_the_current_context(docker_env, monkeypatch):

@@ -8,14 +8,13 @@ import subprocess
 
 import pytest
 
-from tasks import digest, files, plan
+from tasks import digest, files, runstate
 
 
 @pytest.fixture
 def hashed(tmp_path, monkeypatch):
-    """A project folder for the run, and the list of files whose content was read.
-    Files count as settled at once (SETTLED_NS 0) unless a test says otherwise."""
-    monkeypatch.setitem(plan._project, "dir", str(tmp_path))
+    """The list of files whose content was read. Files count as settled at once
+    (SETTLED_NS 0) unless a test says otherwise."""
     monkeypatch.setattr(digest, "SETTLED_NS", 0)
     reads = []
 
@@ -31,12 +30,16 @@ def hash_file(tmp_path, name="base_rootfs.files"):
     return tmp_path / ".dockflow" / "cache" / "hashes" / (name + ".json")
 
 
+def cache_dir(tmp_path):
+    return str(tmp_path / ".dockflow" / "cache")
+
+
 def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
 def run(tmp_path, *relpaths, saved=None, name="base_rootfs.files"):
-    return digest.files_digest(str(tmp_path), list(relpaths), saved, cache_name=name)
+    return digest.files_digest(str(tmp_path), list(relpaths), saved, hash_file=str(hash_file(tmp_path, name)))
 
 
 def test_a_step_without_saved_values_hashes_a_file_once(tmp_path, hashed):
@@ -150,12 +153,8 @@ def test_each_step_keeps_only_its_own_files(tmp_path, hashed):
 @pytest.fixture
 def fresh_tar_store(monkeypatch):
     """A new process's view of the project's tar hashes."""
-    from tasks import imagetar
-
-    def new_process():
-        monkeypatch.setattr(imagetar, "_tars", {})
-    new_process()
-    return new_process
+    runstate.reset()
+    return runstate.reset
 
 
 def test_a_tar_saved_here_is_not_read_again_by_the_next_step(tmp_path, hashed, fresh_tar_store):
@@ -164,13 +163,13 @@ def test_a_tar_saved_here_is_not_read_again_by_the_next_step(tmp_path, hashed, f
     tar = tmp_path / "build" / "basic-app-1.0.0.tar"
     tar.parent.mkdir()
     tar.write_bytes(b"t" * 4096)
-    imagetar.known_sha256(str(tar), sha(b"t" * 4096))  # what save does after writing it
+    imagetar.known_sha256(str(tar), sha(b"t" * 4096), cache_dir(tmp_path))  # what save does after writing it
     fresh_tar_store()
-    assert imagetar.cached_sha256(str(tar))[0] == sha(b"t" * 4096)  # transfer, load: no saved values
+    assert imagetar.cached_sha256(str(tar), cache_dir(tmp_path))[0] == sha(b"t" * 4096)  # transfer, load: no saved values
     assert hashed == []
     tar.write_bytes(b"u" * 4096)
     fresh_tar_store()
-    assert imagetar.cached_sha256(str(tar))[0] == sha(b"u" * 4096)
+    assert imagetar.cached_sha256(str(tar), cache_dir(tmp_path))[0] == sha(b"u" * 4096)
     assert hashed == ["basic-app-1.0.0.tar"]
 
 
@@ -182,7 +181,7 @@ def test_a_damaged_tar_store_is_ignored(tmp_path, hashed, fresh_tar_store):
     store = tmp_path / ".dockflow" / "cache" / "tar-hashes.json"
     store.parent.mkdir(parents=True)
     store.write_text(json.dumps({str(tar): digest.stat_key(os.lstat(tar)) + ["not a sha"]}))
-    assert imagetar.cached_sha256(str(tar))[0] == sha(b"tar")
+    assert imagetar.cached_sha256(str(tar), cache_dir(tmp_path))[0] == sha(b"tar")
     assert hashed == ["x.tar"]
 
 

@@ -140,7 +140,6 @@ def test_a_forwarded_socket_is_ready_once_it_listens_not_once_its_file_is_there(
 
 @pytest.fixture
 def tunnels(monkeypatch):
-    monkeypatch.setattr(ssh, "_tunnels", {})
     monkeypatch.setattr(ssh.subprocess, "Popen", FakeTunnel)
     monkeypatch.setattr(FakeTunnel, "started", [])
     monkeypatch.setattr(FakeTunnel, "fails", None)

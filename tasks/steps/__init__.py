@@ -5,7 +5,10 @@ of the schema, its tests. The schema's `kind` enum must equal STEP_KINDS
 (tests/test_schema.py checks it), and tests/test_contract.py holds every kind to
 the contract.
 """
+from __future__ import annotations
+
 import importlib
+from typing import Any
 
 from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 
@@ -25,13 +28,6 @@ STEP_KINDS = {
     "prune": "prune",
 }
 
-
-
-def project_dir():
-    """The folder of the project this run loaded (where its workflows/ are)."""
-    from .. import plan
-
-    return plan._project["dir"]
 
 
 def module_for(kind):
@@ -54,10 +50,11 @@ class Verdict:
 
     __slots__ = ("current", "reason", "memo", "error")
 
-    def __init__(self, current, reason="", memo=None, error=None):
+    def __init__(self, current: bool, reason: str = "", memo: dict[str, Any] | None = None,
+                 error: Exception | None = None) -> None:
         self.current = current
         self.reason = reason
-        self.memo = memo or {}
+        self.memo: dict[str, Any] = memo or {}
         self.error = error
 
 
@@ -102,7 +99,7 @@ def source_image_id(step, field="source"):
 
 def create_container(step, daemon, source_id, command):
     """A temporary container of the step's source image (labelled for prune); its id."""
-    labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: project_dir(), RUN_LABEL: this_run()}
+    labels = {TEMPORARY_LABEL: step.name, PROJECT_LABEL: step.workflow.project.dir, RUN_LABEL: this_run()}
     return daemon.create_container("%s: create a container of %s" % (step.name, step.get("source")),
                                    source_id, command=command, labels=labels)
 

@@ -122,7 +122,8 @@ def check(step, saved):
     # A Dockerfile from outside the context is an input too, hashed like the files
     # (as ../path), though the context sent holds it under another name.
     hashed = relpaths if inside else relpaths + [os.path.relpath(dockerfile_path(step), context)]
-    context_digest, file_stats = files_digest(context, hashed, saved.get("files"), cache_name=step.name)
+    context_digest, file_stats = files_digest(context, hashed, saved.get("files"),
+                                               hash_file=step.workflow.project.hash_file(step.name))
     bases = {ref: docker.image_id(ref) for ref in base_images(step)}
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})

@@ -29,7 +29,7 @@ from ..errors import StepFailed
 from ..files import atomic_writer
 from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 from . import (Verdict, contract, create_container, image_ref_problems,
-               process_is_gone, project_dir, remove_container, run_is_gone, source_changes, source_image_id)
+               process_is_gone, remove_container, run_is_gone, source_changes, source_image_id)
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -124,7 +124,7 @@ def _sweep_killed_runs(step, docker, target):
     import glob
     import shutil
 
-    mine = ["%s=%s" % (TEMPORARY_LABEL, step.name), "%s=%s" % (PROJECT_LABEL, project_dir())]
+    mine = ["%s=%s" % (TEMPORARY_LABEL, step.name), "%s=%s" % (PROJECT_LABEL, step.workflow.project.dir)]
     left = docker.containers("%s: list the temporary containers of earlier runs" % step.name,
                              all=True, filters={"label": mine})
     for container in left:

@@ -70,7 +70,8 @@ def input_digest(step, saved):
         sources["files"] = ("/", sorted(p.lstrip("/") for p in _host_files(step).values()))
     for name, (root, relpaths) in sources.items():
         parts[name], stats[name] = files_digest(root, relpaths, previous.get(name),
-                                                  cache_name="%s.%s" % (step.name, name))
+                                                  hash_file=step.workflow.project.hash_file(
+                                                      "%s.%s" % (step.name, name)))
     if "files" in stats:
         # By path in the image, not on the host: the same project in another folder
         # (a fresh clone) makes the same image and must not re-import it.

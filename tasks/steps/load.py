@@ -51,7 +51,7 @@ def check(step, saved):
     tar_path = step.path("tar")
     if not os.path.isfile(tar_path):
         raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
-    stats = imagetar.cached_sha256(tar_path, saved.get("files"))[1]
+    stats = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir, saved.get("files"))[1]
     if saved.get("files") == stats and saved.get("images"):
         images = saved["images"]  # the same file as last time: no need to read its index again
     else:
@@ -131,7 +131,8 @@ def run(step, verdict):
             ui.say(step.name, "%s already has %s: up to date" % (host, ", ".join(ref for ref, _ in memo["wanted"])))
     if failed:
         raise fanout.failure(step, failed, memo["hosts"])
-    return {"files": imagetar.known_sha256(tar_path, actual), "images": memo["images"], "sha256": actual,
+    files = imagetar.known_sha256(tar_path, actual, step.workflow.project.cache_dir)
+    return {"files": files, "images": memo["images"], "sha256": actual,
             "shipped": {host: plan["shipped"] for host, plan in plans.items()},
             "full_size": os.path.getsize(tar_path)}
 
@@ -186,7 +187,7 @@ def _verify(step, tar_path):
     if recorded is None:
         raise StepFailed("%s: no checksum file %s beside the tar (a save step writes it); nothing was loaded"
                          % (step.name, imagetar.sidecar_path(tar_path)))
-    actual = imagetar.cached_sha256(tar_path)[0]
+    actual = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir)[0]
     if actual != recorded:
         raise StepFailed("%s: %s does not match its checksum (sha256 %s, expected %s): truncated or changed "
                          "since it was saved; nothing was loaded" % (step.name, tar_path, actual[:12], recorded[:12]))

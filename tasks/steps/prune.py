@@ -44,7 +44,7 @@ from .. import engine, refs, ui
 from ..errors import EngineUnreachable, StepFailed
 from ..labels import KEEP_LABEL, PROJECT_LABEL
 from ..variables import SEMVER_RE
-from . import Verdict, project_dir
+from . import Verdict
 
 ALWAYS_RUN = True
 # The policy's fields, each also a `name=value` of doit's command line for one run.
@@ -139,8 +139,8 @@ def run(step, verdict):
     docker = engine.for_step(step)
     dry_run = is_dry_run(step)
     survey = Survey(step, docker)
-    plan = survey.decide()
-    report = plan.report(dry_run=True) if dry_run else _carry_out(step, docker, survey, plan)
+    selection = survey.decide()
+    report = selection.report(dry_run=True) if dry_run else _carry_out(step, docker, survey, selection)
     _tell(step, docker, report, dry_run)
     if report["failures"]:
         raise StepFailed("%s: prune on %s: %s (what the other parts removed is in the record above)"
@@ -225,12 +225,10 @@ class Survey:
     """One look at the engine: images, containers, and what the workflows name."""
 
     def __init__(self, step, docker):
-        from .. import plan
-
         self.step = step
         self.docker = docker
         self.policy = Policy(step)
-        self.project_dir = project_dir()
+        self.project_dir = step.workflow.project.dir
         what = "%s: prune on %s: list the" % (step.name, docker.host)
         self.images = {image["Id"]: image for image in docker.images(what + " images", all=True)}
         self.containers = docker.containers(what + " containers", all=True)
@@ -238,7 +236,7 @@ class Survey:
         for image in self.images.values():
             if image.get("ParentId"):
                 self.children.setdefault(image["ParentId"], []).append(image["Id"])
-        self.named, self.read = self._named_images(plan._steps)
+        self.named, self.read = self._named_images(step.workflow.project.steps)
         self.named_ids = {}
         for ref in self.named:
             image_id = docker.image_id(ref)
@@ -272,17 +270,17 @@ class Survey:
     # --- decisions ----------------------------------------------------------
     def decide(self):
         policy = self.policy
-        plan = Plan(self)
+        selection = Selection(self)
         if policy.containers:
             for container in self.containers:
                 labels = container.get("Labels") or {}
                 if container.get("State") in STOPPED and labels.get(PROJECT_LABEL) == self.project_dir:
                     if policy.until is None or container.get("Created", 0) <= policy.until:
-                        plan.containers.append(container)
+                        selection.containers.append(container)
                     else:
-                        plan.stay("stopped container", ("is younger than %s" % policy.older_than,
+                        selection.stay("stopped container", ("is younger than %s" % policy.older_than,
                                                         "are younger than %s" % policy.older_than))
-        gone = {c["Id"] for c in plan.containers}
+        gone = {c["Id"] for c in selection.containers}
         self.users = {}  # image id -> containers that stay and use it
         for container in self.containers:
             if container["Id"] not in gone:
@@ -290,16 +288,16 @@ class Survey:
         for image in self.images.values():
             kind = self._whole_image_kind(image)
             if kind:
-                self._choose(plan, image, kind)
+                self._choose(selection, image, kind)
         if policy.keep_last is not None:  # newest first by creation time; never a version tag
-            self._old_tags(plan, "old tag", lambda tag: version_of(tag) is None, policy.keep_last,
+            self._old_tags(selection, "old tag", lambda tag: version_of(tag) is None, policy.keep_last,
                            lambda tagged: sorted(tagged, key=lambda pair: (-pair[0].get("Created", 0), pair[1])))
         if policy.keep_versions is not None:  # highest version first
-            self._old_tags(plan, "old version tag", version_of, policy.keep_versions,
+            self._old_tags(selection, "old version tag", version_of, policy.keep_versions,
                            lambda tagged: sorted(tagged, key=lambda pair: version_order(version_of(pair[1])),
                                                  reverse=True))
-        plan.simulate()
-        return plan
+        selection.simulate()
+        return selection
 
     def _whole_image_kind(self, image):
         """"dangling image" or "unused tagged image" when the policy wants this whole
@@ -313,16 +311,16 @@ class Survey:
             return "unused tagged image"
         return None
 
-    def _choose(self, plan, image, kind):
+    def _choose(self, selection, image, kind):
         why_not = self.policy.passes(image) or self._out_of_scope(image)
         if why_not:
-            plan.stay(kind, why_not)
+            selection.stay(kind, why_not)
             return
         reason = self.protected(image) or (self._version_tagged(image) if kind == "unused tagged image" else None)
         if reason:
-            plan.spared.append((image, reason))
+            selection.spared.append((image, reason))
         else:
-            plan.images.append(image)
+            selection.images.append(image)
 
     def _version_tagged(self, image):
         versions = [tag for tag in _tags(image) if version_of(tag)]
@@ -364,7 +362,7 @@ class Survey:
             return "stopped container %s uses it (not one of this project's runs)" % _container_name(users[0])
         return None
 
-    def _old_tags(self, plan, what, counts, keep, newest_first):
+    def _old_tags(self, selection, what, counts, keep, newest_first):
         """Per repository the workflows build, the tags `counts` picks, put newest first
         by `newest_first`: all but the first `keep` go (keep_last, keep_versions)."""
         repositories = {refs.parse(ref).name for ref in self.named if refs.parse(ref)}
@@ -380,13 +378,13 @@ class Survey:
                     continue
                 why_not = self.policy.passes(image)
                 if why_not:
-                    plan.stay(what, why_not)
+                    selection.stay(what, why_not)
                     continue
                 reason = self.protected(image)
                 if reason:
-                    plan.spared.append((image, reason))
-                elif image not in plan.images:
-                    plan.tags.append((image, tag))
+                    selection.spared.append((image, reason))
+                elif image not in selection.images:
+                    selection.tags.append((image, tag))
 
     # --- layers and bytes -----------------------------------------------------
     def chains(self, image_id):
@@ -421,7 +419,7 @@ class Survey:
         return total, exact
 
 
-class Plan:
+class Selection:
     """What a prune removes, and what that frees."""
 
     def __init__(self, survey):
@@ -519,36 +517,37 @@ def _stays_sentence(what, why, count):
     return "%d %ss %s and stay" % (count, what, plural)
 
 
-def _carry_out(step, docker, survey, plan):
-    """Remove what the plan says, part by part; count what the engine says it deleted.
-    A part that fails is named in plan.failures and the others still run and count."""
-    container_bytes = _attempt(plan, docker, "sizes of the stopped containers",
-                               lambda: sum(c.get("SizeRw") or 0 for c in plan._sized_containers()), 0)
-    plan.containers = _attempt(plan, docker, "stopped containers",
-                               lambda: _remove_containers(step, docker, plan), [])
+def _carry_out(step, docker, survey, selection):
+    """Remove what the selection says, part by part; count what the engine says it deleted.
+    A part that fails is named in selection.failures and the others still run and count."""
+    container_bytes = _attempt(selection, docker, "sizes of the stopped containers",
+                               lambda: sum(c.get("SizeRw") or 0 for c in selection._sized_containers()), 0)
+    selection.containers = _attempt(selection, docker, "stopped containers",
+                                    lambda: _remove_containers(step, docker, selection), [])
     deleted = set()
-    _attempt(plan, docker, "images", lambda: _remove_images(step, docker, plan, deleted))
+    _attempt(selection, docker, "images", lambda: _remove_images(step, docker, selection, deleted))
     cache_bytes = 0
     if survey.policy.build_cache:
-        cache_bytes = _attempt(plan, docker, "build cache", lambda: _prune_build_cache(docker, survey.policy), 0)
+        cache_bytes = _attempt(selection, docker, "build cache",
+                               lambda: _prune_build_cache(docker, survey.policy), 0)
     all_layers = {layer for image_id in survey.images for layer in survey.chains(image_id)}
-    return plan.report(dry_run=False, freed_layers=deleted & all_layers,
-                       deleted_ids=deleted & set(survey.images),
-                       container_bytes=container_bytes if plan.containers else 0, cache_bytes=cache_bytes)
+    return selection.report(dry_run=False, freed_layers=deleted & all_layers,
+                            deleted_ids=deleted & set(survey.images),
+                            container_bytes=container_bytes if selection.containers else 0, cache_bytes=cache_bytes)
 
 
-def _attempt(plan, docker, part, work, failed_value=None):
-    """work()'s value; on an engine error, the part is named in plan.failures."""
+def _attempt(selection, docker, part, work, failed_value=None):
+    """work()'s value; on an engine error, the part is named in selection.failures."""
     try:
         return work()
     except StepFailed as err:
-        plan.failures.append("%s: %s" % (part, _engine_words(err)))
+        selection.failures.append("%s: %s" % (part, _engine_words(err)))
         return failed_value
 
 
-def _remove_containers(step, docker, plan):
+def _remove_containers(step, docker, selection):
     removed = []
-    for container in plan.containers:
+    for container in selection.containers:
         try:
             if docker.remove_container("remove container", container["Id"], force=False):
                 removed.append(container)
@@ -564,13 +563,13 @@ def _engine_words(err):
     return str(err).split(": ", 1)[-1].strip()
 
 
-def _remove_images(step, docker, plan, deleted):
-    """Remove the plan's images and tags; `deleted` gathers the ids and layers the
-    engine says it deleted, and the plan keeps only what went (also when this fails
+def _remove_images(step, docker, selection, deleted):
+    """Remove the selection's images and tags; `deleted` gathers the ids and layers the
+    engine says it deleted, and the selection keeps only what went (also when this fails
     half way)."""
     # A tagged image goes tag by tag (rmi by id refuses an image with several names).
-    work = [(tag, image, False) for image, tag in plan.tags]
-    for image in plan.images:
+    work = [(tag, image, False) for image, tag in selection.tags]
+    for image in selection.images:
         work += [(tag, image, True) for tag in _tags(image)] or [(image["Id"], image, True)]
     failed, done_tags, done_images = set(), [], set()
     try:
@@ -589,8 +588,8 @@ def _remove_images(step, docker, plan, deleted):
             elif answer:
                 done_tags.append((image, target))
     finally:  # what was not reached, when the engine fails half way, is not reported as removed
-        plan.images = [image for image in plan.images if image["Id"] in done_images - failed]
-        plan.tags = done_tags
+        selection.images = [image for image in selection.images if image["Id"] in done_images - failed]
+        selection.tags = done_tags
 
 
 def _prune_build_cache(docker, policy):

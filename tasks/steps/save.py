@@ -54,7 +54,7 @@ def check(step, saved):
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is None:
         return Verdict(False, "saving %s again: %s has no checksum file beside it" % (image_ref, shown), memo)
-    sha256, stats = imagetar.cached_sha256(tar_path, saved.get("files"))
+    sha256, stats = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir, saved.get("files"))
     if sha256 != recorded:
         return Verdict(False, "saving %s again: %s does not match its checksum file" % (image_ref, shown), memo)
     if saved.get("sha256") == sha256 and saved.get("image_id"):
@@ -110,7 +110,7 @@ def run(step, verdict):
         imagetar.write_sidecar(tar_path, sha256)
     except OSError as err:
         raise StepFailed("%s: cannot write %s: %s" % (step.name, tar_path, err.strerror or err)) from None
-    stats = imagetar.known_sha256(tar_path, sha256)
+    stats = imagetar.known_sha256(tar_path, sha256, step.workflow.project.cache_dir)
     ui.say(step.name, "saved %s (%s) to %s: %s%s, sha256 %s" % (
         image_ref, memo["image_id"][7:19], os.path.relpath(tar_path), human(hashing.size),
         " (gzip of %s)" % human(read) if step.get("gzip") else "", sha256[:12]))

@@ -72,7 +72,7 @@ def check(step, saved):
     tar_path = step.path("tar")
     if not os.path.isfile(tar_path):
         raise StepFailed("%s: %s does not exist (run the save step that makes it)" % (step.where("tar"), tar_path))
-    sha256, stats = imagetar.cached_sha256(tar_path, saved.get("files"))
+    sha256, stats = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir, saved.get("files"))
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is not None and recorded != sha256:
         raise StepFailed("%s: %s does not match its checksum file %s: run its save step again"
@@ -85,7 +85,8 @@ def check(step, saved):
     for final, remote, named in destinations:
         if remote is None:
             if os.path.isfile(final):
-                dest_sha, dest_stats[final] = imagetar.cached_sha256(final, dest_stats.get(final))
+                dest_sha, dest_stats[final] = imagetar.cached_sha256(final, step.workflow.project.cache_dir,
+                                                                     dest_stats.get(final))
             else:
                 dest_sha = None
         else:
@@ -203,7 +204,7 @@ def _copy_local(step, tar_path, final, sha256, size):
                                  % (step.name, final, copied[:12], sha256[:12]))
     except OSError as err:
         raise StepFailed("%s: cannot copy to %s: %s" % (step.name, final, err.strerror or err)) from None
-    return imagetar.known_sha256(final, sha256)
+    return imagetar.known_sha256(final, sha256, step.workflow.project.cache_dir)
 
 
 def _copy_remote(step, tar_path, remote, final, sha256):

@@ -30,7 +30,7 @@ def write_tar(flow, tags=("lab/app:1",), layout="legacy"):
     legacy = flow.write("out/legacy.tar", b"".join(source.save("save", image_id if not tags else tags[0], 1 << 16)))
     path = flow.path("out/app.tar")
     digests = savefmt.convert(legacy, path, layout)
-    imagetar.write_sidecar(path, imagetar.cached_sha256(path)[0])
+    imagetar.write_sidecar(path, imagetar.cached_sha256(path, flow.cache_dir)[0])
     return image_id, digests
 
 

@@ -5,7 +5,6 @@ tests/steps/test_prune.py proves the removals against the real engine."""
 import time
 
 
-from tasks import plan
 from tasks.steps import prune
 from tests.support.fake_engine import fake_engine, flow  # noqa: F401 (fixtures)
 
@@ -16,12 +15,11 @@ def survey(flow, fake_engine, monkeypatch, policy=""):
     """The report of a dry run of a prune step with `policy`, in a project whose
     workflow builds lab/app:3."""
     flow.write("app/Dockerfile", "FROM scratch\n")
-    all_steps = flow.steps("""
+    all_steps = flow.loaded = flow.steps("""
         steps:
           build_app: {kind: build, context: ../app, image: "lab/app:3"}
           prune: {kind: prune, %s}
         """ % policy)
-    monkeypatch.setattr(plan, "_steps", all_steps)  # the workflows' outputs, as a run loaded them
     return prune.Survey(all_steps["prune"], fake_engine).decide().report(dry_run=True)
 
 
@@ -93,7 +91,8 @@ def test_the_keep_label_protects_an_image(flow, fake_engine, monkeypatch):
 def test_a_dry_run_removes_nothing(flow, fake_engine, monkeypatch, capsys):
     fake_engine.add_image([], layers=["old build"])
     survey(flow, fake_engine, monkeypatch, "dry_run: true")
-    values = prune.run(plan._steps["prune"], prune.check(plan._steps["prune"], {}))
+    step = flow.loaded["prune"]
+    values = prune.run(step, prune.check(step, {}))
     assert values["dry_run"] and values["removed"] == 1
     assert "would remove image" in capsys.readouterr().out
     assert not [verb for verb in fake_engine.verbs() if verb.startswith("remove")]

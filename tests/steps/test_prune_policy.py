@@ -106,7 +106,7 @@ def project(tmp_path, monkeypatch):
               prune: %s
             """) % json.dumps(spec))
         list(plan.task_dicts(str(tmp_path), override=command_line.get, given=command_line))
-        return plan._steps["prune"]
+        return plan.loaded_project().steps["prune"]
     return load
 
 

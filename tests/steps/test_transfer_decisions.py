@@ -25,7 +25,7 @@ def load(flow, *destinations):
 def tar(flow):
     """out/app.tar and its checksum file; its sha256."""
     path = flow.write("out/app.tar", b"an image tar\n" * 100)
-    sha256 = imagetar.cached_sha256(path)[0]
+    sha256 = imagetar.cached_sha256(path, flow.cache_dir)[0]
     imagetar.write_sidecar(path, sha256)
     return sha256
 

@@ -27,8 +27,9 @@ import tarfile
 
 import pytest
 
-from tasks import engine, imagetar, plan, refs
+from tasks import engine, imagetar, refs
 from tasks.errors import EngineUnreachable, StepFailed
+from tasks.runstate import RUN
 from tests.test_registry_api import server as _one_registry
 
 # Steps without docker_host talk to this address; nothing listens there, so a lookup
@@ -642,7 +643,7 @@ def install(monkeypatch, host=FAKE_HOST):
     fake = FakeEngine(host)
     if host == FAKE_HOST:
         monkeypatch.setenv("DOCKER_HOST", host)
-    monkeypatch.setitem(engine._engines, host, fake)
+    monkeypatch.setitem(RUN.engines, host, fake)
     return fake
 
 
@@ -669,9 +670,12 @@ class FlowProject:
         import textwrap
 
         from tasks import workflow
+        from tasks.project import Project
 
         path = self.write("workflows/flow.yaml", textwrap.dedent(text))
         loaded = workflow.load_file(path, self.cache_dir, override.get if override else None)
+        loaded.project = Project(self.root)  # as Project.load hands it down
+        loaded.project.steps = dict(loaded.steps)
         return loaded.steps
 
 
@@ -685,11 +689,7 @@ def fake_engine(monkeypatch):
 def flow(tmp_path, monkeypatch):
     """A FlowProject in tmp_path, the current folder, as the project of this run: the
     cache files steps keep (.dockflow/cache) go there, and no docker config is read."""
-    from tasks import imagetar as tars
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(plan._project, "dir", str(tmp_path))
-    monkeypatch.setattr(tars, "_tars", {})  # the project's known tar hashes, read afresh
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # no stored credentials
     return FlowProject(str(tmp_path))
 
