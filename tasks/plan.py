@@ -175,21 +175,23 @@ def unknown_variables(all_steps, given):
 
 
 def checked_steps(project_dir, override=None, given=None):
-    """(steps, deps) of the checked project (checked_project)."""
-    project = checked_project(project_dir, override, given)
+    """(steps, deps) of the checked project (checked_project), schedules included."""
+    project = checked_project(project_dir, override, given, schedules=True)
     return project.steps, project.deps
 
 
-def checked_project(project_dir, override=None, given=None):
+def checked_project(project_dir, override=None, given=None, schedules=False):
     """The Project with its steps and what each needs; every definition problem of every
     file, and every unknown `name=value` of the command line (`given`), in one
-    WorkflowError, before anything touches Docker."""
+    WorkflowError, before anything touches Docker. `schedules`: also the check that
+    `schedule install` makes (doit validate); a run leaves it to those two, since a
+    schedule is read only when it is installed (and the check costs every run ~15 ms)."""
     problems = []
     project = Project.load(project_dir, override, collect=problems)
     all_steps = project.steps
     problems += unknown_variables(all_steps, given or {})
     problems += step_problem_list(all_steps)
-    if any("schedule" in step.spec for step in all_steps.values()):
+    if schedules and any("schedule" in step.spec for step in all_steps.values()):
         from . import schedule  # imported only then: every run loads this module
         problems += schedule.schedule_problems(all_steps)  # the check `schedule install` makes
     try:
