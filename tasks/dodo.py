@@ -14,9 +14,8 @@ import signal
 import sys
 
 import doit
-import doit.exceptions
 
-from . import plan, ui, workers, workflow
+from . import doit_internals, plan, ui, workers, workflow
 from .report import Reporter
 
 ui.claim_output()  # this process is a doit run of ours: loguru's default stderr sink goes
@@ -55,7 +54,7 @@ if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job of
 os.makedirs(".dockflow", exist_ok=True)
 
 # Every `name=value` doit parsed from the command line, to refuse a misspelt one.
-_given = dict(getattr(doit.doit_cmd, "_CMDLINE_VARS", None) or {})
+_given = doit_internals.command_line_vars()
 _task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var, given=_given))  # cwd: dodo.py's folder
 # `doit` alone does every step but those that are never up to date (prune):
 # a bare `doit` must not delete anything.
@@ -73,21 +72,9 @@ DOIT_CONFIG = {
 }
 
 
-# `doit biuld_app`: doit's own "Invalid parameter" message, plus the step it likely
-# meant. doit raises and prints InvalidCommand itself, so its text is extended here.
-_invalid_command_text = doit.exceptions.InvalidCommand.__str__
-
-
-def _with_did_you_mean(error):
-    text = _invalid_command_text(error)
-    if not error.not_found:
-        return text
-    hint = workflow.did_you_mean(str(error.not_found), set(plan.loaded_steps()[0]) | workflow.DOIT_COMMANDS)
-    first, _, rest = text.partition("\n")
-    return "%s%s\n%s" % (first, hint, rest) if hint else text
-
-
-doit.exceptions.InvalidCommand.__str__ = _with_did_you_mean
+# `doit biuld_app`: doit's own "Invalid parameter" message, plus the step it likely meant.
+doit_internals.extend_invalid_command_text(
+    lambda name: workflow.did_you_mean(name, set(plan.loaded_steps()[0]) | workflow.DOIT_COMMANDS))
 
 
 def task_workflows():

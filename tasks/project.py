@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 
 class Project:
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, cache_dir: str | None = None) -> None:
         self.dir = folder
         # .dockflow/cache: the parse cache, the step hash files, the tar hashes.
-        self.cache_dir = os.path.join(folder, ".dockflow", "cache")
+        self.cache_dir = cache_dir or os.path.join(folder, ".dockflow", "cache")
         self.steps: dict[str, Step] = {}   # step name -> Step, across every workflow file
         self.deps: dict[str, list[str]] = {}  # step name -> the names of the steps it needs
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-from . import files, variables
+from . import doit_internals, files, variables
 from .errors import WorkflowError
 
 # Inside the package, so an installed dockflow finds it; in the repository it is a
@@ -21,8 +21,7 @@ from .errors import WorkflowError
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workflow.schema.json")
 CACHE_FORMAT = b"dockflow-cache-3"  # bump when what is cached changes
 # doit's own commands hide a task of the same name (`doit list` never runs a step).
-DOIT_COMMANDS = {"auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list",
-                 "reset-dep", "run", "strace", "tabcompletion", "validate", "plan", "graph", "layers"}
+DOIT_COMMANDS = doit_internals.command_names()
 
 
 class Workflow:

@@ -18,6 +18,7 @@ import pytest
 
 from tasks import registry_api, workflow
 from tasks.labels import INPUTS_LABEL
+from tasks.project import Project
 from tasks.steps import import_rootfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,7 +34,9 @@ def free_port():
 
 
 def lab_registry_step(cache_dir):
-    return workflow.load_file(LAB, cache_dir).steps["registry_image"]
+    flow = workflow.load_file(LAB, cache_dir)
+    flow.project = Project(REPO, cache_dir)  # the lab's project, its caches in the test's folder
+    return flow.steps["registry_image"]
 
 
 @pytest.fixture(scope="session")
