@@ -1,5 +1,6 @@
 """tasks/files.py: a write lands whole or not at all, and temp files of dead writers go."""
 import os
+import stat
 import subprocess
 import sys
 
@@ -68,3 +69,83 @@ def test_the_data_is_on_disk_before_the_file_takes_its_name(tmp_path, monkeypatc
     monkeypatch.setattr(os, "replace", replace)
     files.write_atomic(str(tmp_path / "app.tar"), b"whole")
     assert events == [("fsync", 5), ("replace", "app.tar")]
+
+
+def dead_pid():
+    """The pid of a process that has ended (and was reaped)."""
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_two_writes_of_one_file_at_once_each_have_their_own_temp_file(tmp_path):
+    """Two writers of one path in one process (threads of doit -n N): neither waits for
+    nor writes into the other's temp file; the last to finish wins whole."""
+    target = str(tmp_path / "app.tar")
+    with files.atomic_writer(target) as first:
+        with files.atomic_writer(target) as second:
+            assert first.name != second.name
+            second.write(b"second")
+        first.write(b"first")
+    assert (tmp_path / "app.tar").read_bytes() == b"first"
+    assert os.listdir(tmp_path) == ["app.tar"]
+
+
+def test_a_file_whose_name_holds_partial_still_has_its_dead_writers_swept(tmp_path):
+    """The writer's pid is read after the last `.partial-` of the temp file's name."""
+    target = tmp_path / "x.partial-1.tar"
+    dead_partial = tmp_path / (".x.partial-1.tar.partial-%s-0a1b2c" % dead_pid())
+    dead_partial.write_bytes(b"half")
+    files.write_atomic(str(target), b"whole")
+    assert os.listdir(tmp_path) == ["x.partial-1.tar"]
+
+
+# --- the user's secret ------------------------------------------------------------------
+@pytest.fixture
+def fresh_secret(monkeypatch):
+    """user_secret() as on a process's first call (the real one is left alone)."""
+    monkeypatch.setattr(files, "_user_secret", {})
+
+
+def test_the_secret_is_kept_in_the_users_cache_folder(tmp_path, monkeypatch, fresh_secret):
+    """~/.cache/dockflow/secret when XDG_CACHE_HOME is unset or relative (the XDG rule),
+    in a private folder, with no temp file or descriptor left behind."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for xdg in (None, "relative/cache"):
+        if xdg is None:
+            monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+        monkeypatch.setattr(files, "_user_secret", {})
+        assert files._secret_path() == str(tmp_path / ".cache" / "dockflow" / "secret")
+    descriptors = len(os.listdir("/proc/self/fd"))
+    made = files.user_secret()
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    folder = tmp_path / ".cache" / "dockflow"
+    assert os.listdir(folder) == ["secret"] and (folder / "secret").read_bytes() == made
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_secret_is_made_in_a_cache_folder_that_exists(tmp_path, monkeypatch, fresh_secret):
+    (tmp_path / "dockflow").mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    made = files.user_secret()
+    assert made is not None and (tmp_path / "dockflow" / "secret").read_bytes() == made
+
+
+def test_a_secret_an_earlier_run_made_is_taken(tmp_path, monkeypatch, fresh_secret):
+    """32 bytes, mode 0600: what every earlier run wrote, so its caches still hold."""
+    (tmp_path / "dockflow").mkdir(mode=0o700)
+    earlier = os.urandom(32)
+    (tmp_path / "dockflow" / "secret").write_bytes(earlier)
+    os.chmod(tmp_path / "dockflow" / "secret", 0o600)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert files.user_secret() == earlier
+
+
+def test_the_secret_is_read_once_per_run(tmp_path, monkeypatch, fresh_secret):
+    """A run seals and checks every cache entry with one secret, even if the file
+    changes under it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    made = files.user_secret()
+    (tmp_path / "dockflow" / "secret").write_bytes(os.urandom(32))
+    assert files.user_secret() == made

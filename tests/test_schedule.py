@@ -13,7 +13,9 @@ import uuid
 
 import pytest
 
-from tasks.schedule import ALIASES, CronExpression, Entry, cron_without
+from tasks import schedule
+from tasks.errors import StepFailed
+from tasks.schedule import ALIASES, DAYS, MONTHS, SYSTEMD_DAYS, CronExpression, Crontab, Entry, cron_without
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRON_FIELD = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*"
@@ -456,3 +458,145 @@ def test_systemd_units_of_a_folder_with_space_dollar_and_percent_pass_verify(tmp
     assert ('Environment', '"DOCKFLOW_LOG_FILE=%s/.dockflow/logs/prune.log"' % project.root.replace("%", "%%")) \
         in service
     assert "cd '%s'" % project.root.replace("$", "$$").replace("%", "%%") in dict(service)["ExecStart"]
+
+
+# --- names, quoting and the messages of each action ------------------------------------
+def test_every_month_and_day_name_is_its_number():
+    """cron's three-letter names, in any case: `nov` is month 11, `tue` day 2."""
+    for number, name in enumerate(MONTHS, 1):
+        assert CronExpression("0 0 1 %s *" % name.upper()).on_calendar() == ["*-%02d-01 00:00:00" % number]
+    for number, name in enumerate(DAYS):
+        assert CronExpression("0 0 * * %s" % name).on_calendar() == ["%s *-*-* 00:00:00" % SYSTEMD_DAYS[number]]
+
+
+def test_a_control_character_in_the_python_is_named_whole():
+    with pytest.raises(ValueError) as caught:
+        Entry("/srv/p", "prune", "30 3 * * *", env={}, python="/opt/py\nthon")
+    assert str(caught.value) == ("the python '/opt/py\\nthon' holds a control character: written into a crontab "
+                                 "line or a unit file, a newline would start an entry of its own")
+
+
+def test_a_double_quote_in_a_unit_setting_is_escaped():
+    """systemd.syntax(7): inside a quoted word, `\\"` is a quote; a bare one ends the word."""
+    service = Entry('/srv/say "hi"', "prune", "30 3 * * *", env={}).service_text()
+    assert 'Environment="DOCKFLOW_LOG_FILE=/srv/say \\"hi\\"/.dockflow/logs/prune.log"' in service.splitlines()
+
+
+def test_a_marker_left_alone_is_removed_and_reported(tmp_path):
+    """A crontab whose last line is our marker (the user deleted the entry under it):
+    remove still deletes the marker and says it removed something."""
+    entry = Entry("/srv/p", "prune", "30 3 * * *", env={})
+    crontab = Crontab(str(tmp_path / "ct"))
+    crontab.write([FOREIGN, entry.marker()])
+    assert schedule.cron_remove(crontab, [entry]) is True
+    assert crontab.read() == [FOREIGN]
+    assert schedule.cron_remove(crontab, [entry]) is False
+
+
+def test_a_users_units_go_where_their_systemd_looks(monkeypatch, tmp_path):
+    """root's in /etc/systemd/system; another user's in ~/.config/systemd/user, the
+    folder `systemctl --user` reads."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert schedule.default_unit_dir() == str(tmp_path / ".config" / "systemd" / "user")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert schedule.default_unit_dir() == "/etc/systemd/system"
+
+
+def test_activation_reloads_then_enables_and_disables_each_timer(monkeypatch, tmp_path):
+    """What install and remove ask of systemctl (recorded: no systemd runs in the tests):
+    by default a reload, then `enable --now` per timer; remove `disable --now`s each
+    timer before deleting its files, then reloads; without activation, nothing."""
+    calls = []
+    monkeypatch.setattr(schedule, "systemctl", lambda unit_dir, *args: calls.append(args) or True)
+    entries = [Entry("/srv/p", name, "30 3 * * *", env={}) for name in ("prune", "sweep")]
+    unit_dir = str(tmp_path / "units")
+    schedule.systemd_install(unit_dir, entries, activate=False)
+    schedule.systemd_remove(unit_dir, entries, activate=False)
+    assert calls == [] and os.listdir(unit_dir) == []
+    schedule.systemd_install(unit_dir, entries)
+    assert calls == [("daemon-reload",)] + [("enable", "--now", e.unit + ".timer") for e in entries]
+    del calls[:]
+    assert len(schedule.systemd_remove(unit_dir, entries)) == 4
+    assert calls == [("disable", "--now", e.unit + ".timer") for e in entries] + [("daemon-reload",)]
+    assert os.listdir(unit_dir) == []
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here: install would enable units")
+def test_install_where_systemd_does_not_run_writes_the_units_and_says_so(offline_project):
+    """systemctl may be installed (a container), but no systemd runs: the units are
+    written, nothing is asked of systemctl, and the user is told how to enable later."""
+    scheduled(offline_project)
+    unit_dir = offline_project.path("units")
+    done = schedule_cli(offline_project, "install", "--via", "systemd", "--unit-dir", unit_dir)
+    assert done.returncode == 0, done.output
+    unit = Entry(offline_project.root, "prune", "30 3 * * *").unit
+    assert "systemd is not running here: enable later with `systemctl enable --now %s.timer`" % unit in done.stdout
+    assert sorted(os.listdir(unit_dir)) == [unit + ".service", unit + ".timer"]
+
+
+def test_systemd_actions_say_what_they_did(offline_project):
+    """show names each missing unit file; install says when each timer runs and where it
+    logs; remove lists each file it deleted, one a line."""
+    scheduled(offline_project, '"0 12 13 * 5"')
+    unit_dir = offline_project.path("units")
+    entry = Entry(offline_project.root, "prune", "0 12 13 * 5")
+    timer, service = (os.path.join(unit_dir, entry.unit + suffix) for suffix in (".timer", ".service"))
+    shown = schedule_cli(offline_project, "show", "--via", "systemd", "--unit-dir", unit_dir)
+    assert shown.stdout == "# %s: not installed\n# %s: not installed\n" % (timer, service)
+    installed = schedule_cli(offline_project, "install", "--via", "systemd", "--unit-dir", unit_dir, "--no-activate")
+    assert installed.stdout.splitlines() == [
+        "wrote %s" % service, "wrote %s" % timer,
+        "  %s runs at *-*-13 12:00:00; Fri *-*-* 12:00:00; log: %s" % (entry.unit, entry.log_file)]
+    removed = schedule_cli(offline_project, "remove", "--via", "systemd", "--unit-dir", unit_dir, "--no-activate")
+    assert removed.stdout == "removed %s\nremoved %s\n" % (timer, service)
+
+
+NAMED_STEPS = """
+    steps:
+      prune:
+        kind: prune
+        schedule: "30 3 * * *"
+        dry_run: true
+      weekly:
+        kind: prune
+        schedule: "@weekly"
+        dry_run: true
+      by_hand:
+        kind: prune
+        dry_run: true
+    """
+
+
+def test_named_steps_alone_are_installed_and_each_must_have_a_schedule(offline_project):
+    """`install weekly` writes weekly's entry alone; `show` says what is not installed;
+    naming a step without a schedule is a definition error that writes nothing."""
+    offline_project.workflow(NAMED_STEPS, name="nightly.yaml")
+    crontab = offline_project.path("ct")
+    shown = schedule_cli(offline_project, "show", "weekly", "--via", "cron", "--crontab-file", crontab)
+    assert shown.stdout == "weekly: not installed in %s\n" % crontab
+    done = schedule_cli(offline_project, "install", "weekly", "--via", "cron", "--crontab-file", crontab)
+    assert done.returncode == 0, done.output
+    assert [line.split(" ", 1)[0] for line in read(crontab).splitlines()] == ["#", "@weekly"]
+    assert " weekly " in read(crontab).splitlines()[0]
+    refused = schedule_cli(offline_project, "install", "by_hand", "prune", "--via", "cron", "--crontab-file",
+                           offline_project.path("ct2"))
+    assert refused.returncode == 3, refused.output
+    assert re.fullmatch(r"workflow definition has 1 error:\n"
+                        r"  workflows/nightly.yaml:\d+:\d+: steps.by_hand: step 'by_hand' has no schedule\n",
+                        refused.stderr), refused.stderr
+    assert not os.path.exists(offline_project.path("ct2"))
+
+
+def test_the_crontab_program_keeps_what_it_is_given(crontab_user):
+    """Through the real `crontab -u`: no crontab reads as no lines, lines written are
+    read back as written, and a crontab it refuses is one clear failure."""
+    tab = Crontab(user=crontab_user)
+    assert tab.read() == []
+    tab.write([FOREIGN, AFTER_OURS])
+    assert tab.read() == [FOREIGN, AFTER_OURS]
+    with pytest.raises(StepFailed) as caught:
+        tab.write(["not a schedule"])
+    assert str(caught.value).startswith("crontab - refused the new crontab: ")
+    assert "errors in crontab file" in str(caught.value)
+    assert tab.read() == [FOREIGN, AFTER_OURS]

@@ -167,3 +167,45 @@ def test_a_file_that_is_not_utf8_is_one_clear_failure(tmp_path):
     with pytest.raises(StepFailed) as caught:
         make({"v": {"file": "VERSION"}}, tmp_path).get("v")
     assert str(caught.value) == "variable ${v}: %s is not UTF-8 text (byte 9)" % os.path.relpath(tmp_path / "VERSION")
+
+
+# --- messages name the declaration -------------------------------------------------
+def test_a_message_names_where_the_variable_is_declared(monkeypatch):
+    """With the workflow's `where`, a failure names `file:line:col: vars.NAME`, and the
+    whole message is the one a user reads."""
+    monkeypatch.delenv("DOCKFLOW_TEST_UNSET", raising=False)
+    found = variables.Variables({"x": {"env": "DOCKFLOW_TEST_UNSET"}}, ".",
+                                where=lambda name: "workflows/app.yaml:4:3")
+    with pytest.raises(StepFailed) as caught:
+        found.get("x")
+    assert str(caught.value) == ("workflows/app.yaml:4:3: vars.x: environment variable DOCKFLOW_TEST_UNSET "
+                                 "is not set and no default is given")
+
+
+def test_a_declaration_without_a_source_is_one_clear_failure():
+    """The schema refuses such a declaration; the class alone must not hand back None
+    (it would become `None` in an image name)."""
+    with pytest.raises(StepFailed) as caught:
+        make({"x": {"semver": True}}).get("x")
+    assert str(caught.value) == "variable ${x} has no source"
+
+
+def test_commit_is_read_without_the_git_program(repo, monkeypatch, tmp_path_factory):
+    """commit and commit_full come from .git's files: a no-op run pays for no git
+    process, and works where git is not installed (branch still asks git)."""
+    head = git(repo, "rev-parse", "HEAD")
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("no-git")))
+    found = git_vars(repo)
+    assert (found.get("full"), found.get("c")) == (head, head[:7])
+    with pytest.raises(StepFailed) as caught:
+        found.get("b")
+    assert str(caught.value) == "variable ${b}: git is not installed"
+
+
+def test_a_failed_git_is_named_with_its_own_words(tmp_path):
+    """The message is git's command, its folder and git's stderr, nothing after it."""
+    said = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True)
+    assert said.returncode != 0
+    with pytest.raises(StepFailed) as caught:
+        make({"c": {"git": "commit"}}, tmp_path).get("c")
+    assert str(caught.value) == "variable ${c}: git rev-parse HEAD failed in %s: %s" % (tmp_path, said.stderr.strip())
