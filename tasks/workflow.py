@@ -206,7 +206,10 @@ def parse_yaml(display, raw):
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, _shown(str(err.problem or err)))) from None
+        problem = str(err.problem or err)
+        if "maximum nesting depth" in problem:  # libyaml 0.2.5+ (PyYAML 6.0.4's wheels) stops at 1000 first
+            problem = "more than %d levels of nesting" % MAX_DEPTH
+        raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, _shown(problem))) from None
     except yaml.reader.ReaderError as err:  # a character YAML does not allow (a NUL, say)
         line, column = _line_and_column_at(text, err.position, "\n")
         raise WorkflowError("%s:%d:%d: YAML: %s" % (display, line, column, _shown(err.reason))) from None

@@ -107,7 +107,10 @@ def test_deep_nesting_is_refused_before_libyaml_recurses(tmp_path, depth):
     done = subprocess.run([sys.executable, "-c", probe, str(path), str(tmp_path / "cache")], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == str(["deep.yaml:2:54: YAML: more than 50 levels of nesting"])
+    # where: the 51st level, or where libyaml itself stops (1,000 levels, libyaml 0.2.5+ as PyYAML 6.0.4's
+    # wheels bundle it) when its scanner reads that far ahead of the events
+    assert done.stdout.strip() in (str(["deep.yaml:2:54: YAML: more than 50 levels of nesting"]),
+                                   str(["deep.yaml:2:1004: YAML: more than 50 levels of nesting"])), done.stdout
 
 
 def test_a_long_value_is_quoted_short(load):
