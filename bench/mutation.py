@@ -11,6 +11,8 @@ touched) and the module's fast tests run against it with -x. A mutant is caught 
 test fails (or the run hangs: a mutant that loops forever); it survives when all pass.
 The script prints the score table, then each survivor: the ones the config names as
 harmless with its reason, and the others, which want a test (exit status 1).
+[tool.dockflow.mutation.only] limits a module to some of its functions (a step kind's
+`check`, which its fast decision tests pin; its `run` is the engine tests' part).
 
 Not mutmut: mutmut 3 switches mutants inside the test process (a trampoline reads
 MUTANT_UNDER_TEST and records which tests reach which function). Most of our tests
@@ -54,11 +56,12 @@ INLINE_COMMENT = re.compile(r"\s{2,}#.*$")  # PEP 8's two spaces before an inlin
 
 
 class Mutant:
-    __slots__ = ("module", "line", "name", "source")
+    __slots__ = ("module", "line", "qualname", "name", "source")
 
-    def __init__(self, module, line, name, source):
+    def __init__(self, module, line, qualname, name, source):
         self.module = module  # "tasks/graph.py"
         self.line = line
+        self.qualname = qualname  # "Workflow.where"; "" at module level
         self.name = name      # "topological_order: `break` -> `pass`": what the config names
         self.source = source  # the whole mutated module
 
@@ -89,7 +92,7 @@ def mutants_of(module, source):
         name_counts[name] = name_counts.get(name, 0) + 1
         if name_counts[name] > 1:  # the same change on another line of the same function
             name += " (#%d)" % name_counts[name]
-        made.append(Mutant(module, target.lineno, name, new_source))
+        made.append(Mutant(module, target.lineno, qualname, name, new_source))
     return made
 
 
@@ -272,6 +275,12 @@ def sample(mutants, seed, cap):
     return sorted(chosen, key=lambda m: (m.line, m.name))
 
 
+def in_functions(mutant, functions):
+    """Whether the mutant changes one of `functions` (a method or nested function of
+    one counts as part of it)."""
+    return any(mutant.qualname == f or mutant.qualname.startswith(f + ".") for f in functions)
+
+
 def check_module(trees, module, mutants, tests, pytest_args):
     """{mutant name: 'passed' | 'failed' | 'hung'}; the module's tests must pass unmutated."""
     with open(os.path.join(trees[0].root, module), encoding="utf-8") as handle:
@@ -320,9 +329,11 @@ def _existing(tests):
     return present
 
 
-def table(rows):
+def table(rows, only=None):
     lines = ["| module | mutants | caught | score |", "|---|---|---|---|"]
     for module, total, caught in rows:
+        if only and module in only:
+            module = "%s (%s)" % (module, ", ".join(only[module]))
         # rounded down: 89.6% must not read as the goal of 90% met
         lines.append("| %s | %d | %d | %s |" % (module, total, caught, "%d%%" % (100 * caught // total) if total else "-"))
     all_total, all_caught = sum(r[1] for r in rows), sum(r[2] for r in rows)
@@ -350,12 +361,15 @@ def main(argv=None):
     if unknown:
         raise SystemExit("mutation: not in [tool.dockflow.mutation.modules]: %s" % ", ".join(sorted(unknown)))
     harmless = {(e["module"], e["mutant"]): e["why"] for e in config.get("harmless", [])}
+    only = config.get("only", {})
 
     sampled, every_name = {}, set()
     for module in chosen:
         with open(os.path.join(REPO, module), encoding="utf-8") as handle:
             mutants = mutants_of(module, handle.read())
         every_name |= {(module, m.name) for m in mutants}
+        if module in only:
+            mutants = [m for m in mutants if in_functions(m, only[module])]
         sampled[module] = sample(mutants, seed, cap)
     for module, name in sorted(harmless):
         if module in chosen and (module, name) not in every_name:
@@ -386,7 +400,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(table(rows))
+    print(table(rows, only))
     unexplained = [m for m in survivors if (m.module, m.name) not in harmless]
     for mutant in survivors:
         if (mutant.module, mutant.name) in harmless:

@@ -290,3 +290,12 @@ def test_a_permission_change_reaches_the_image(tmp_path, docker_host, busybox_im
         modes.append(subprocess.run(["docker", "-H", docker_host, "run", "--rm", image, "/bin/busybox", "stat",
                                      "-c", "%a", "/secret"], capture_output=True, text=True, check=True).stdout.strip())
     assert modes == ["644", "600"]
+
+
+def test_a_file_name_that_is_not_utf8_counts_by_its_bytes(tmp_path, hashed):
+    """Docker sends such a name as it is; two names one byte apart are two digests."""
+    names = [os.fsdecode(name) for name in (b"caf\xe9.txt", b"caf\xe8.txt")]
+    for name in names:
+        (tmp_path / name).write_bytes(b"same")
+    first, second = (digest.files_digest(str(tmp_path), [name])[0] for name in names)
+    assert first != second

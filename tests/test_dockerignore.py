@@ -216,3 +216,16 @@ def test_same_files_as_the_docker_cli(tmp_path, docker_host, busybox_image, name
         if set(ours(root)) != sent:
             failures.append("%r: ours %s, docker %s" % (ignore_text, set(ours(root)) ^ sent, sorted(sent)))
     assert not failures, "\n".join(failures)
+
+
+def test_a_pattern_that_is_not_utf8_matches_its_file_byte_for_byte(tmp_path):
+    """Docker matches names and patterns as bytes: a Latin-1 pattern in .dockerignore
+    excludes the Latin-1 file name it spells (test_hostile checks it against a build)."""
+    root = make_tree(tmp_path, "")
+    with open(os.path.join(root, ".dockerignore"), "wb") as handle:
+        handle.write(b"caf\xe9.txt\n")
+    for name in (b"caf\xe9.txt", b"caf\xe8.txt"):
+        with open(os.path.join(os.fsencode(root), name), "wb") as handle:
+            handle.write(b"x")
+    kept = [os.fsencode(name) for name in ours(root)]
+    assert b"caf\xe8.txt" in kept and b"caf\xe9.txt" not in kept

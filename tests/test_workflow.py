@@ -349,3 +349,63 @@ def test_a_path_field_is_absolute_from_the_workflow_folder(flows, tmp_path):
     assert step.path("dockerfile", "../app/Dockerfile.dev") == str(tmp_path / "app" / "Dockerfile.dev")
     # what a digest reads: the definition with variables expanded and without its doc
     assert step.expanded_definition() == {"kind": "build", "context": "../app", "image": "x"}
+
+
+# --- messages, limits and what a refused step leaves -----------------------------------
+def test_bytes_that_are_not_utf8_are_one_whole_message(flows, tmp_path):
+    path = tmp_path / "workflows" / "x.yaml"
+    path.parent.mkdir()
+    path.write_bytes(b"steps:\n  a: \xff\n")
+    with pytest.raises(WorkflowError) as caught:
+        workflow.load_file(str(path), flows.cache_dir)
+    assert caught.value.problems == ["workflows/x.yaml:2:6: not UTF-8 text (byte 12)"]
+
+
+def test_a_pattern_is_named_as_the_schema_writes_it(flows):
+    """The schema's `$` is checked as the end of the text, but the message quotes the
+    pattern as written, not as checked."""
+    assert flows.problems("steps:\n  '-x': {kind: tag, source: a, tags: [b]}\n") == [
+        "workflows/x.yaml:2:3: steps.-x: '-x' does not match '^[A-Za-z_][A-Za-z0-9_.-]*$'"]
+
+
+def test_a_decimal_key_is_named_as_a_number(flows):
+    assert flows.problems("steps:\n  b: {kind: build, image: a, context: ., args: {1.5: x}}\n") == [
+        'workflows/x.yaml:2:49: steps.b.args: YAML reads the key 1.5 as a number, not text: quote it ("1.5")']
+
+
+def build_with_aliases(count):
+    """A build step whose args repeat one aliased value `count` times."""
+    return ("vars:\n  s: &s v\nsteps:\n  b: {kind: build, image: app, context: ., args: {%s}}\n"
+            % ", ".join("a%d: *s" % n for n in range(count)))
+
+
+def test_aliases_may_repeat_ten_thousand_values_and_no_more(flows):
+    assert set(flows.load(build_with_aliases(10000)).steps) == {"b"}
+    (problem,) = flows.problems(build_with_aliases(10001))
+    assert problem.endswith(": YAML: aliases here repeat more than 10000 values in all (at *s): write the values out")
+
+
+def test_a_value_of_half_the_message_room_is_quoted_whole(flows):
+    """Up to 150 characters a value is said in full; longer ones are cut (test_hostile)."""
+    value = ["x" * 146]  # repr: 150 characters
+    (problem,) = flows.problems("steps:\n  t: {kind: tag, source: a, tags: [b], doc: %s}\n" % json.dumps(value))
+    assert problem == "workflows/x.yaml:2:40: steps.t.doc: %r is not of type 'string'" % value
+
+
+def test_collected_problems_of_a_refused_step_leave_the_other_steps_loaded(flows):
+    """A step the schema refuses is left out and its problem kept for the one report;
+    the file's other steps still load."""
+    collect = []
+    flow = workflow.load_file(flows.write("""
+        steps:
+          good: {kind: tag, source: a, tags: [b]}
+          bad: {kind: tag, source: a, tags: 3}
+        """), flows.cache_dir, collect=collect)
+    assert set(flow.steps) == {"good"}
+    assert collect == ["workflows/x.yaml:4:31: steps.bad.tags: 3 is not of type 'array'"]
+
+
+def test_a_key_left_empty_is_named_as_null(flows):
+    """`? ` with nothing after it is a null key, shown as `~` as if written so."""
+    assert flows.problems("steps:\n  ? \n  : {kind: tag, source: a, tags: [b]}\n") == [
+        'workflows/x.yaml:2:4: steps: YAML reads the key ~ as null (no value), not text: quote it ("~")']
