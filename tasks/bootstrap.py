@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 VENV = os.path.join(PROJECT, ".venv")
@@ -121,7 +120,7 @@ def make_venv():
 def python_packages(with_tests):
     """This package and its dependencies in this clone's .venv, never elsewhere."""
     make_venv()
-    modules = PYTHON_MODULES + (("pytest", "hypothesis", "mypy") if with_tests else ())
+    modules = PYTHON_MODULES + (("pytest", "pytest_timeout", "hypothesis", "mypy") if with_tests else ())
     probe = subprocess.run([VENV_PYTHON, "-I", "-c", MISSING_PROBE, PROJECT, *modules], cwd="/",
                            check=True, capture_output=True, text=True)
     missing = json.loads(probe.stdout)
@@ -174,7 +173,7 @@ def docker_engine_from_venv():
 
 
 def docker_engine():
-    from tasks import engine
+    from tasks import daemon, engine
 
     host = engine.default_host()
     if engine.Engine(host).ping():
@@ -183,20 +182,15 @@ def docker_engine():
     if not host.startswith("unix://") or os.geteuid() != 0 or not shutil.which("dockerd"):
         say("no Docker engine answers at %s: start one (dockerd) or set DOCKER_HOST" % host)
         sys.exit(1)
-    with open(DOCKERD_LOG, "ab") as log:
-        process = subprocess.Popen(["dockerd", "-H", host], stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if engine.Engine(host).ping():
-            with open(DOCKERD_PID, "w") as handle:
-                handle.write("%d\n" % process.pid)
-            say("started dockerd (pid %d, log %s); it keeps running: stop it with `kill %d`"
-                % (process.pid, DOCKERD_LOG, process.pid))
-            return
-        time.sleep(0.3)
-    say("dockerd did not answer within 60 s; see " + DOCKERD_LOG)
-    sys.exit(1)
+    try:
+        process = daemon.start(["-H", host], DOCKERD_LOG, engine.Engine(host).ping)
+    except RuntimeError as error:
+        say(str(error))
+        sys.exit(1)
+    with open(DOCKERD_PID, "w") as handle:
+        handle.write("%d\n" % process.pid)
+    say("started dockerd (pid %d, log %s); it keeps running: stop it with `kill %d`"
+        % (process.pid, DOCKERD_LOG, process.pid))
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from tasks import engine
+from tasks import daemon, engine
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -51,23 +51,8 @@ def start_dockerd(state_dir, socket_path=DEFAULT_SOCKET, netns=None, extra_args=
     if not shutil.which("dockerd"):
         return None
     os.makedirs(state_dir, exist_ok=True)
-    log_path = os.path.join(state_dir, "dockerd.log")
-    command = ["dockerd", "--data-root", os.path.join(state_dir, "data"),
-               "--exec-root", os.path.join(state_dir, "exec"),
-               "--pidfile", os.path.join(state_dir, "dockerd.pid"),
-               "-H", "unix://" + socket_path, *extra_args]
-    if netns:
-        command = ["nsenter", "--net=/var/run/netns/" + netns] + command
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     host = "unix://" + socket_path
-    try:
-        wait_until(lambda: answers(host) or process.poll() is not None, 60, "dockerd at " + host)
-    except RuntimeError:
-        process.kill()
-        raise
-    if process.poll() is not None:
-        with open(log_path, errors="replace") as log:
-            tail = log.read()[-2000:]
-        raise RuntimeError("dockerd exited with %s:\n%s" % (process.returncode, tail))
-    return StartedDaemon(host, process, log_path)
+    argv = ["--data-root", os.path.join(state_dir, "data"), "--exec-root", os.path.join(state_dir, "exec"),
+            "--pidfile", os.path.join(state_dir, "dockerd.pid"), "-H", host, *extra_args]
+    log_path = os.path.join(state_dir, "dockerd.log")
+    return StartedDaemon(host, daemon.start(argv, log_path, lambda: answers(host), netns=netns), log_path)

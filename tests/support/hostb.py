@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tasks import daemon
 from tests.support import dockerd
 
 LAB_NETWORK = "10.231.0.0/16"
@@ -83,6 +84,7 @@ class HostB:
         return done.stdout
 
     def start(self):
+        self._remove_leftover()
         _run("ip", "netns", "add", self.netns)
         _run("ip", "link", "add", self.veth_a, "type", "veth", "peer", "name", self.veth_b)
         _run("ip", "link", "set", self.veth_b, "netns", self.netns)
@@ -95,6 +97,18 @@ class HostB:
         _run(*inside, "ip", "route", "add", "default", "via", self.address_a)
         self.start_dockerd()
         self._start_sshd()
+
+    def _remove_leftover(self):
+        """A killed test run leaves its namespaces and veths behind (a machine's session
+        ends; SIGKILL): one of this name, with no dockerd in it, is such a leftover."""
+        if os.path.exists(os.path.join(daemon.NETNS_DIR, self.netns)):
+            if daemon.dockerd_runs_in(self.netns):
+                raise RuntimeError("network namespace %s is in use by a running dockerd" % self.netns)
+            self._remove_links()
+
+    def _remove_links(self):
+        subprocess.run(["ip", "link", "del", self.veth_a], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
 
     def start_dockerd(self):
         """Start its dockerd (again, after stop_dockerd: same data, its images kept)."""
@@ -171,8 +185,7 @@ class HostB:
                 self._sshd.kill()
                 self._sshd.wait()
         self.stop_dockerd()
-        subprocess.run(["ip", "link", "del", self.veth_a], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        self._remove_links()
 
 
 def ssh_fields(hosts, indent=4):
