@@ -149,3 +149,35 @@ def test_the_secret_is_read_once_per_run(tmp_path, monkeypatch, fresh_secret):
     made = files.user_secret()
     (tmp_path / "dockflow" / "secret").write_bytes(os.urandom(32))
     assert files.user_secret() == made
+
+
+def test_a_written_file_has_the_mode_open_gives_never_an_executable_bit(tmp_path):
+    """0666 less the umask, as open() makes a file: under umask 0 that is 0666 (a
+    digest follows the executable bits, so a stray one would rebuild an image)."""
+    old = os.umask(0)
+    try:
+        files.write_atomic(str(tmp_path / "app.tar"), b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "app.tar").stat().st_mode) == 0o666
+
+
+def test_the_secret_is_on_disk_before_it_takes_its_name(tmp_path, monkeypatch, fresh_secret):
+    """fsync, then link: a crash leaves no secret file, or the whole one, never a short
+    one that later runs would refuse (and then cache nothing)."""
+    events = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    def link(source, target):
+        events.append(("link", os.path.basename(target)))
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert files.user_secret() is not None
+    assert events == [("fsync", files.SECRET_BYTES), ("link", "secret")]
