@@ -57,3 +57,9 @@ def no_problems(step: Step) -> list[str]:
 
 def shares_the_lock(step: Step) -> bool:
     return False
+
+
+def lands_on_other_engines(step: Step) -> list[Item]:
+    """outputs() of a kind whose image lands in its target engines (load, pull), which may
+    be other hosts: nothing here for later steps of this engine to depend on."""
+    return []

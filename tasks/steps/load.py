@@ -26,15 +26,10 @@ from . import Verdict, contract, image_ref_problems
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
 COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
 exclusive = contract.shares_the_lock
+outputs = contract.lands_on_other_engines
 
 # imagetar and progress are imported in the functions that check or run: loading
 # the workflows imports every step module, and it needs neither.
-
-
-def outputs(step):
-    # The image lands in the target engines, which may be other hosts: nothing
-    # here for later steps of this engine to depend on.
-    return []
 
 
 def inputs(step):

@@ -23,12 +23,7 @@ from . import Verdict, contract, image_ref_problems
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
 COMMAND_LINE_SWITCHES = contract.NO_SWITCHES
 exclusive = contract.shares_the_lock
-
-
-def outputs(step):
-    # The image lands in the target engines, which may be other hosts: nothing
-    # here for later steps of this engine to depend on.
-    return []
+outputs = contract.lands_on_other_engines
 
 
 def inputs(step):
