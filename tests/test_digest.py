@@ -231,6 +231,13 @@ def test_value_digest_does_not_depend_on_key_order():
     assert digest.value_digest({"a": 1}) == "sha256:" + sha(b'{"a":1}')
 
 
+def test_the_digest_of_a_value_is_the_same_in_every_release():
+    """A step's definition digest is saved: compact JSON with sorted keys, written the
+    same way by every release, or an upgrade would rebuild every image once."""
+    assert digest.value_digest({"b": [2, "x"], "a": {"d": None, "c": True}}) == \
+        "sha256:" + sha(b'{"a":{"c":true,"d":null},"b":[2,"x"]}')
+
+
 def digest_after_chmod(tmp_path, new_mode):
     """The digest of one file at 0o644, then at `new_mode`."""
     (tmp_path / "run.sh").write_bytes(b"echo\n")

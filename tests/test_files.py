@@ -52,21 +52,29 @@ def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_write_removes(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["app.tar"] and target.read_bytes() == b"whole"
 
 
+def recorded(monkeypatch, events, name, what):
+    """os.NAME still does its work, and appends (NAME, what(*its arguments)) to events."""
+    real = getattr(os, name)
+
+    def recording(*args):
+        events.append((name, what(*args)))
+        return real(*args)
+    monkeypatch.setattr(os, name, recording)
+
+
+def size_of(fd):
+    return os.fstat(fd).st_size
+
+
+def target_name(source, target):
+    return os.path.basename(target)
+
+
 def test_the_data_is_on_disk_before_the_file_takes_its_name(tmp_path, monkeypatch):
     """flush, fsync, then rename: a crash can leave the old file or the new, never half."""
     events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        events.append(("fsync", os.fstat(fd).st_size))
-        real_fsync(fd)
-
-    def replace(source, target):
-        events.append(("replace", os.path.basename(target)))
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    recorded(monkeypatch, events, "fsync", size_of)
+    recorded(monkeypatch, events, "replace", target_name)
     files.write_atomic(str(tmp_path / "app.tar"), b"whole")
     assert events == [("fsync", 5), ("replace", "app.tar")]
 
@@ -149,3 +157,25 @@ def test_the_secret_is_read_once_per_run(tmp_path, monkeypatch, fresh_secret):
     made = files.user_secret()
     (tmp_path / "dockflow" / "secret").write_bytes(os.urandom(32))
     assert files.user_secret() == made
+
+
+def test_a_written_file_has_the_mode_open_gives_never_an_executable_bit(tmp_path):
+    """0666 less the umask, as open() makes a file: under umask 0 that is 0666 (a
+    digest follows the executable bits, so a stray one would rebuild an image)."""
+    old = os.umask(0)
+    try:
+        files.write_atomic(str(tmp_path / "app.tar"), b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "app.tar").stat().st_mode) == 0o666
+
+
+def test_the_secret_is_on_disk_before_it_takes_its_name(tmp_path, monkeypatch, fresh_secret):
+    """fsync, then link: a crash leaves no secret file, or the whole one, never a short
+    one that later runs would refuse (and then cache nothing)."""
+    events = []
+    recorded(monkeypatch, events, "fsync", size_of)
+    recorded(monkeypatch, events, "link", target_name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert files.user_secret() is not None
+    assert events == [("fsync", files.SECRET_BYTES), ("link", "secret")]
