@@ -36,10 +36,8 @@ def _new_temp_file(folder, name, mode):
 
     while True:
         temp = os.path.join(folder, ".%s.partial-%d-%s" % (name, os.getpid(), _random_suffix()))
-        try:
+        with contextlib.suppress(FileExistsError):  # taken, or planted: try another name
             return open(temp, mode, opener=exclusive), temp
-        except FileExistsError:
-            continue  # taken, or planted: another name
 
 
 def _random_suffix():
@@ -61,7 +59,7 @@ def remove_dead_partials(path):
             with contextlib.suppress(OSError):
                 os.unlink(partial)
         except (ValueError, OverflowError, OSError):
-            continue  # not a pid, or not ours to ask about
+            pass  # not a pid, or not ours to ask about: left alone
 
 
 def read_cache(path):
