@@ -57,11 +57,7 @@ class Namespace:
     def __exit__(self, *exc):
         for started in self.started:
             started.stop()
-        # the killed engine's container namespaces stay mounted under its exec-root
-        with open("/proc/self/mountinfo") as handle:
-            mounts = [line.split()[4] for line in handle if line.split()[4].startswith(self.root)]
-        for mount in mounts:
-            subprocess.run(["umount", mount], capture_output=True)
+        dockerd.unmount_under(self.root)  # the killed engine's layers and container namespaces
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 

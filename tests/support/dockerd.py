@@ -44,6 +44,20 @@ class StartedDaemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        unmount_under(os.path.dirname(self.log_path))
+
+
+def unmount_under(folder):
+    """Unmount what is still mounted below `folder`, deepest first. dockerd 20.10 leaves
+    its data-root bind-mounted on itself after it stops (a killed one also its
+    containers' layers and network namespaces): pytest then cannot remove the old
+    temp folder, and says so in a warning that fails a later run."""
+    prefix = os.path.join(os.path.realpath(folder), "")
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [line.split()[4] for line in handle]
+    for mount in reversed(mounts):
+        if mount.startswith(prefix):
+            subprocess.run(["umount", mount], capture_output=True)
 
 
 def start_dockerd(state_dir, socket_path=DEFAULT_SOCKET, netns=None, extra_args=()):
