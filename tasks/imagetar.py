@@ -49,12 +49,19 @@ def cached_sha256(path, cache_dir, saved_stats=None):
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
     known = _known_tars(cache_dir)
-    if name not in (saved_stats or {}) and path in known:
+    if path in known and not _still_holds((saved_stats or {}).get(name), path):
+        # The step's own record is older than the file (a save wrote it again since that
+        # step last ran: an app-only change); the save's record, kept here, holds.
         saved_stats = {name: known[path]}
     _, stats = files_digest(folder, [name], saved_stats)
     if stats[name] != (saved_stats or {}).get(name):  # learnt now: the other steps may use it
         _remember_tar(cache_dir, path, stats[name])
     return stats[name][4], stats
+
+
+def _still_holds(entry, path):
+    """True when a recorded [size, ctime, inode, mode, sha256] is still that file's."""
+    return isinstance(entry, list) and entry[:4] == stat_key(os.lstat(path))
 
 
 def known_sha256(path, sha256, cache_dir):

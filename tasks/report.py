@@ -10,7 +10,7 @@ import time
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from . import plan, ui, workers
+from . import fanout, plan, ui, workers
 
 
 class Reporter(ConsoleReporter):
@@ -21,7 +21,10 @@ class Reporter(ConsoleReporter):
         self._started = {}  # step name -> (time.monotonic() when it started, why it runs)
 
     def initialize(self, tasks, selected_tasks):
-        ui.align_names(workers.needed(selected_tasks, {name: task.task_dep for name, task in tasks.items()}))
+        needed = workers.needed(selected_tasks, {name: task.task_dep for name, task in tasks.items()})
+        ui.align_names(needed)
+        steps = plan.loaded_project().steps
+        fanout.connect_ahead([steps[name] for name in needed if name in steps])
 
     def execute_task(self, task):
         super().execute_task(task)
