@@ -56,6 +56,13 @@ def timed(argv, cwd=None, env=None):
     return wall, rss_kib / 1024.0, done.stdout + done.stderr
 
 
+def processor_seconds(output):
+    """User plus system time of a command and its children (ssh), from /usr/bin/time -v's
+    report: what a run costs the machine's processors beside the engines' own work."""
+    return sum(float(re.search(r"%s time \(seconds\): ([0-9.]+)" % kind, output).group(1))
+               for kind in ("User", "System"))
+
+
 def base_image(work):
     if not sh("docker", "images", "-q", BASE).strip():
         rootfs = os.path.join(work, "rootfs")
@@ -212,24 +219,27 @@ class Lab:
             host.docker("image", "prune", "--all", "--force")
 
     def ship(self, side):
-        """(wall seconds, [bytes on each host's link]) of shipping the app one way."""
+        """(wall seconds, [bytes on each host's link], processor seconds of doit's processes
+        or None) of shipping the app one way."""
         if side == "load-only":  # where (a)'s time goes: the tar written first, outside the clock
             timed([sys.executable, "-m", "doit", "save"], cwd=self.load_root, env=doit_env())
         before = [host.bytes_sent() for host in self.hosts]
         started = time.monotonic()
+        output = None
         if side == "load-only":
-            timed([sys.executable, "-m", "doit", "-s", "load"], cwd=self.load_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "-s", "load"], cwd=self.load_root, env=doit_env())[2]
         elif side == "fan-out":
-            timed([sys.executable, "-m", "doit", "load"], cwd=self.load_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "load"], cwd=self.load_root, env=doit_env())[2]
         elif side == "plain":
             for host in self.hosts:
                 with subprocess.Popen(["docker", "save", self.app], stdout=subprocess.PIPE) as saving:
                     subprocess.run(host.ssh_argv() + ["docker", "load", "-q"], stdin=saving.stdout, check=True,
                                    capture_output=True)
         else:
-            timed([sys.executable, "-m", "doit", "pull"], cwd=self.registry_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "pull"], cwd=self.registry_root, env=doit_env())[2]
         wall = time.monotonic() - started
-        return wall, [host.bytes_sent() - was for host, was in zip(self.hosts, before)]
+        return (wall, [host.bytes_sent() - was for host, was in zip(self.hosts, before)],
+                processor_seconds(output) if output else None)
 
 
 def bench_many(work, runs, host_counts, base_mib, rate):
@@ -260,9 +270,13 @@ def bench_many(work, runs, host_counts, base_mib, rate):
 
 
 def measure(lab, runs, cold):
-    """side -> [(wall, [bytes on each link])] over `runs` turns; the sides' order rotates."""
+    """side -> [(wall, [bytes on each link], processor seconds)] over `runs` turns; the
+    sides' order rotates. "load" -> the machine's load average (1 min) before each turn:
+    the fan-out's work is processor-bound, the plain way's mostly link-bound."""
     rows = {side: [] for side in SIDES}
+    rows["load"] = []
     for run in range(runs):
+        rows["load"].append(os.getloadavg()[0])
         for side in SIDES[run % len(SIDES):] + SIDES[:run % len(SIDES)]:
             if cold:
                 lab.empty_hosts()
@@ -274,15 +288,18 @@ def measure(lab, runs, cold):
 
 
 def report(count, what, full, rate, rows):
-    plain = statistics.median(wall for wall, _ in rows["plain"])
-    print("(c) %s to %d host%s, links %s, app image %.1f MiB, %d runs, medians" % (
-        what, count, "s" * (count != 1), rate, full / 2**20, len(rows["plain"])))
+    plain = statistics.median(wall for wall, _, _ in rows["plain"])
+    print("(c) %s to %d host%s, links %s, app image %.1f MiB, %d runs, medians (load average %s)" % (
+        what, count, "s" * (count != 1), rate, full / 2**20, len(rows["plain"]),
+        ", ".join("%.1f" % load for load in rows["load"])))
     for side in SIDES:
-        wall = statistics.median(wall for wall, _ in rows[side])
-        per_link = statistics.median(statistics.mean(sent) for _, sent in rows[side])
-        most = statistics.median(max(sent) for _, sent in rows[side])
-        print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)" % (
-            SIDE_NAMES[side], wall, human(per_link), human(most), wall / plain))
+        wall = statistics.median(wall for wall, _, _ in rows[side])
+        per_link = statistics.median(statistics.mean(sent) for _, sent, _ in rows[side])
+        most = statistics.median(max(sent) for _, sent, _ in rows[side])
+        cpu = [seconds for _, _, seconds in rows[side] if seconds is not None]
+        print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)%s" % (
+            SIDE_NAMES[side], wall, human(per_link), human(most), wall / plain,
+            "   doit's processor %.2f s" % statistics.median(cpu) if cpu else ""))
 
 
 def main():
