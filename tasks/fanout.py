@@ -23,7 +23,8 @@ def connect_ahead(steps):
     about to check), each in a thread of its own (ssh.open_ahead): the handshakes then
     overlap the run's first steps. A run that saves an image and loads it into three
     hosts spent 0.4 to 0.7 s on them after the save; now beside it. A tunnel that
-    cannot be opened is tried again by the step that asks for it, which reports why."""
+    cannot be opened is tried again by the step that asks for it, which reports why.
+    A run whose earlier step fails has connected for nothing: its tunnels close at exit."""
     from . import ssh
 
     for step in steps:
