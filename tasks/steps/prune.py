@@ -472,7 +472,7 @@ class Selection:
         freed_layers = self.freed_layers if freed_layers is None else freed_layers
         image_bytes, exact = survey.layer_bytes(freed_layers, list(survey.images))
         if container_bytes is None:
-            container_bytes = sum(c.get("SizeRw") or 0 for c in self._sized_containers())
+            container_bytes = sum(c.get("SizeRw") or 0 for c in self.sized_containers())
         if cache_bytes is None:
             cache_bytes = _reclaimable_cache(survey.docker) if survey.policy.build_cache else 0
         staying = [{"what": what, "why": why[1], "count": count, "text": _stays_sentence(what, why, count)}
@@ -499,7 +499,8 @@ class Selection:
             "failures": list(self.failures),
         }
 
-    def _sized_containers(self):
+    def sized_containers(self):
+        """The chosen stopped containers as the engine lists them with their sizes (SizeRw)."""
         if not self.containers:
             return []
         wanted = {c["Id"] for c in self.containers}
@@ -521,7 +522,7 @@ def _carry_out(step, docker, survey, selection):
     """Remove what the selection says, part by part; count what the engine says it deleted.
     A part that fails is named in selection.failures and the others still run and count."""
     container_bytes = _attempt(selection, docker, "sizes of the stopped containers",
-                               lambda: sum(c.get("SizeRw") or 0 for c in selection._sized_containers()), 0)
+                               lambda: sum(c.get("SizeRw") or 0 for c in selection.sized_containers()), 0)
     selection.containers = _attempt(selection, docker, "stopped containers",
                                     lambda: _remove_containers(step, docker, selection), [])
     deleted = set()
@@ -604,6 +605,8 @@ def _reclaimable_cache(docker):
 
 
 def _tell(step, docker, report, dry_run):
+    from ..progress import human_size  # run only: a no-op imports every step module
+
     verb = "would remove" if dry_run else "removed"
     if dry_run and report["engine_wide"]:
         ui.say(step.name, "%s images are chosen engine-wide, not only this project's (as `docker image prune`); "
@@ -628,14 +631,14 @@ def _tell(step, docker, report, dry_run):
                "image with all its layers); layers are shared, with each other and with images that stay, so "
                "counted once and without what stays they %s %s"
                % ("1 image" if count == 1 else "%d images" % count, "s" if count == 1 else "",
-                  _human(report["listed_bytes"]), "would free" if dry_run else "freed",
-                  _human(report["image_bytes"])))
+                  human_size(report["listed_bytes"]), "would free" if dry_run else "freed",
+                  human_size(report["image_bytes"])))
     for failure in report["failures"]:
         ui.warn(step.name, "failed: %s" % failure)
     approx = "" if report["exact"] else " at least"
     ui.say(step.name, "%s: %s%s %s (%d bytes: images %d, containers %d, build cache %d)"
            % ("dry run, nothing removed" if dry_run else "done",
-              "would free" if dry_run else "reclaimed", approx, _human(report["bytes"]), report["bytes"],
+              "would free" if dry_run else "reclaimed", approx, human_size(report["bytes"]), report["bytes"],
               report["image_bytes"], report["container_bytes"], report["build_cache_bytes"]))
     ui.record(dict(report, event="dockflow.prune", step=step.name, engine=docker.host, dry_run=dry_run,
                    time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
@@ -656,10 +659,3 @@ def _container_name(container):
 
 def _short(ref):
     return ref[7:19] if ref.startswith("sha256:") else ref
-
-
-def _human(count):
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (count, unit)
-        count /= 1000.0

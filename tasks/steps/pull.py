@@ -109,7 +109,7 @@ def run(step, verdict):
 
 def _pull(step, host, image_ref, auth_config, stopping):
     """docker pull on the engine at `host`; the digest it now carries. Says so in one line."""
-    from ..progress import human
+    from ..progress import human_size
 
     daemon = engine.for_step(step, host)
     what = "%s: pull of %s on %s" % (step.name, image_ref, daemon.host)
@@ -126,7 +126,7 @@ def _pull(step, host, image_ref, auth_config, stopping):
         raise StepFailed("%s: after the pull, %s on %s does not carry the registry's digest %s" % (
             step.name, image_ref, daemon.host, reader.digest or "(the engine named none)"))
     ui.say(step.name, "pulled %s into %s: fetched %d layer%s (%s), %d already there, in %.1f s (%s)" % (
-        image_ref, daemon.host, reader.fetched(), "s" * (reader.fetched() != 1), human(reader.fetched_bytes()),
+        image_ref, daemon.host, reader.fetched(), "s" * (reader.fetched() != 1), human_size(reader.fetched_bytes()),
         reader.present(), seconds, reader.digest[:19]))
     return reader.digest
 

@@ -270,4 +270,4 @@ class _Progress:
         pushed = sum(1 for status in self.layers.values() if status == "Pushed")
         present = sum(1 for status in self.layers.values() if "exists" in status.lower())
         return "%d layer%s pushed (%s), %d already there" % (pushed, "s" * (pushed != 1),
-                                                             progress.human(sum(self.sent.values())), present)
+                                                             progress.human_size(sum(self.sent.values())), present)

@@ -88,7 +88,7 @@ def run(step, verdict):
     import gzip  # here, not at the top: the no-op path never compresses
 
     from .. import imagetar
-    from ..progress import bytes_bar, human
+    from ..progress import bytes_bar, human_size
 
     memo = verdict.memo
     daemon = engine.for_step(step)
@@ -112,7 +112,7 @@ def run(step, verdict):
         raise StepFailed("%s: cannot write %s: %s" % (step.name, tar_path, err.strerror or err)) from None
     stats = imagetar.known_sha256(tar_path, sha256, step.workflow.project.cache_dir)
     ui.say(step.name, "saved %s (%s) to %s: %s%s, sha256 %s" % (
-        image_ref, memo["image_id"][7:19], os.path.relpath(tar_path), human(hashing.size),
-        " (gzip of %s)" % human(read) if step.get("gzip") else "", sha256[:12]))
+        image_ref, memo["image_id"][7:19], os.path.relpath(tar_path), human_size(hashing.size),
+        " (gzip of %s)" % human_size(read) if step.get("gzip") else "", sha256[:12]))
     return {"image_id": memo["image_id"], "sha256": sha256, "files": stats, "size": hashing.size}
 
