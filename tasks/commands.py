@@ -344,20 +344,20 @@ class Layers(HelpOption, Command):
         return 0
 
 
-def layer_report(docker, image_ref, base_ref=None):
+def layer_report(daemon, image_ref, base_ref=None):
     """docker history of `image_ref`, its base's share, and the dangling images, as plain data."""
-    image = docker.inspect_image(image_ref)
+    image = daemon.inspect_image(image_ref)
     if image is None:
-        raise StepFailed("the engine %s has no image %s" % (docker.host, image_ref))
-    history = _history(docker, image_ref)
+        raise StepFailed("the engine %s has no image %s" % (daemon.host, image_ref))
+    history = _history(daemon, image_ref)
     if base_ref is None:  # the nearest tagged image below the top, as docker history lists it
         base_ref = next((entry["tags"][0] for entry in history[1:] if entry["tags"]), None)
-    base = docker.inspect_image(base_ref) if base_ref else None
+    base = daemon.inspect_image(base_ref) if base_ref else None
     if base_ref and base is None:
-        raise StepFailed("the engine %s has no base image %s" % (docker.host, base_ref))
+        raise StepFailed("the engine %s has no base image %s" % (daemon.host, base_ref))
     shared_entries = shared_layers = shared_size = 0
     if base is not None:
-        base_history = _history(docker, base["Id"])
+        base_history = _history(daemon, base["Id"])
         for mine, theirs in zip(reversed(history), reversed(base_history)):
             if (mine["created"], mine["created_by"], mine["size"]) != \
                     (theirs["created"], theirs["created_by"], theirs["size"]):
@@ -371,7 +371,7 @@ def layer_report(docker, image_ref, base_ref=None):
             sum(entry["size"] for entry in history[len(history) - shared_entries:])
     for index, entry in enumerate(history):
         entry["from_base"] = index >= len(history) - shared_entries
-    dangling = docker.images("list dangling images", filters={"dangling": True})
+    dangling = daemon.images("list dangling images", filters={"dangling": True})
     dangling = [{"id": d["Id"], "created": _iso(d["Created"]), "size": d["Size"]} for d in dangling]
     return {
         "image": image_ref, "id": image["Id"], "total_size": image["Size"],
@@ -384,10 +384,10 @@ def layer_report(docker, image_ref, base_ref=None):
     }
 
 
-def _history(docker, ref):
-    entries = docker.history("history of %s" % ref, ref)
+def _history(daemon, ref):
+    entries = daemon.history("history of %s" % ref, ref)
     if entries is None:
-        raise StepFailed("no image %s in the engine %s" % (ref, docker.host))
+        raise StepFailed("no image %s in the engine %s" % (ref, daemon.host))
     return [{"id": e["Id"] if e["Id"] != "<missing>" else None, "created": _iso(e["Created"]),
              "created_by": e.get("CreatedBy", ""), "size": e.get("Size", 0), "comment": e.get("Comment", ""),
              "tags": [t for t in (e.get("Tags") or []) if t != "<none>:<none>"]} for e in entries]

@@ -126,8 +126,8 @@ def drop_all():
 def forget_all():
     """Every engine's inspect results of this process dropped: another process (a
     worker of doit -n N, another run) may have made those images since."""
-    for docker in RUN.engines.values():
-        docker.forget()
+    for daemon in RUN.engines.values():
+        daemon.forget()
 
 
 # One GET /images/json answers every later lookup of a run, but costs the engine time

@@ -44,14 +44,14 @@ def problems(step):
 
 
 def check(step, saved):
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     source_id = source_image_id(step)
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"source": source_id, "command": step.get("command"),
                                  "definition": definition_digest})
     memo = {"source_id": source_id, "input_digest": input_digest, "definition_digest": definition_digest}
     image_ref = step.get("image")
-    labels = docker.image_labels(image_ref)
+    labels = daemon.image_labels(image_ref)
     if labels is None:
         return Verdict(False, "committing %s: the engine has no such image" % image_ref, memo)
     if labels.get(INPUTS_LABEL) != input_digest:

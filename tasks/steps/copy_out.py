@@ -74,15 +74,15 @@ def run(step, verdict):
     import tempfile
 
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     target = step.path("target")
-    _sweep_killed_runs(step, docker, target)
+    _sweep_killed_runs(step, daemon, target)
     # never started: the command need not exist in the image, but an image
     # without CMD (FROM scratch) cannot be created without one
-    container = create_container(step, docker, memo["source_id"], ["dockflow-copy-out"])
+    container = create_container(step, daemon, memo["source_id"], ["dockflow-copy-out"])
     try:
         with tempfile.TemporaryFile() as archive:
-            kind = _fetch(step, docker, container, step.get("path"), archive)
+            kind = _fetch(step, daemon, container, step.get("path"), archive)
             archive.seek(0)
             with tarfile.open(fileobj=archive) as tar:
                 if kind == "file":
@@ -90,15 +90,15 @@ def run(step, verdict):
                 else:
                     _write_folder(step, tar, target)
     finally:
-        remove_container(docker, container)
+        remove_container(daemon, container)
     ui.say(step.name, "copied %s:%s to %s" % (step.get("source"), step.get("path"), os.path.relpath(target)))
     return {"source_id": memo["source_id"], "definition_digest": memo["definition_digest"]}
 
 
-def _fetch(step, docker, container, path, archive):
+def _fetch(step, daemon, container, path, archive):
     """Write the tar of `path` (symlinks followed) into `archive`; "file" or "folder"."""
     for _ in range(MAX_LINKS):
-        found = docker.get_archive("%s: copy %s out of %s" % (step.name, path, step.get("source")), container, path)
+        found = daemon.get_archive("%s: copy %s out of %s" % (step.name, path, step.get("source")), container, path)
         if found is None:
             raise StepFailed("%s: %s is not in image %s (nothing copied)"
                              % (step.where("path"), path, step.get("source")))
@@ -117,7 +117,7 @@ def _fetch(step, docker, container, path, archive):
                                                                           step.get("source")))
 
 
-def _sweep_killed_runs(step, docker, target):
+def _sweep_killed_runs(step, daemon, target):
     """What runs of this step killed half way left: their temporary containers (by
     label) and their unpacked folders beside the target (.NAME.partial-PID-*, and
     .NAME.old-PID, the copy being replaced). A live run's are left alone."""
@@ -125,11 +125,11 @@ def _sweep_killed_runs(step, docker, target):
     import shutil
 
     mine = ["%s=%s" % (TEMPORARY_LABEL, step.name), "%s=%s" % (PROJECT_LABEL, step.workflow.project.dir)]
-    left = docker.containers("%s: list the temporary containers of earlier runs" % step.name,
+    left = daemon.containers("%s: list the temporary containers of earlier runs" % step.name,
                              all=True, filters={"label": mine})
     for container in left:
         if run_is_gone((container.get("Labels") or {}).get(RUN_LABEL)):
-            remove_container(docker, container["Id"])
+            remove_container(daemon, container["Id"])
     folder, name = os.path.split(target)
     for kind in ("partial", "old"):
         for leftover in glob.glob(os.path.join(glob.escape(folder), ".%s.%s-*" % (glob.escape(name), kind))):

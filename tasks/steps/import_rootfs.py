@@ -107,7 +107,7 @@ def check(step, saved):
 def run(step, verdict):
     import tempfile  # here, not at the top: the no-op path never packs a tar
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
     repository, tag = refs.split_tag(image_ref)
     changes = list(step.get("changes", [])) + ['LABEL %s="%s"' % (INPUTS_LABEL, memo["input_digest"])]
@@ -120,9 +120,9 @@ def run(step, verdict):
         except OSError as err:
             raise StepFailed("%s: cannot read %s: %s" % (step.name, tar_path, err.strerror or err)) from None
         with rootfs_tar:
-            docker.import_image("%s: import of %s" % (step.name, image_ref), rootfs_tar, repository, tag, changes)
-    docker.forget(image_ref)
-    image_id = docker.image_id(image_ref)
+            daemon.import_image("%s: import of %s" % (step.name, image_ref), rootfs_tar, repository, tag, changes)
+    daemon.forget(image_ref)
+    image_id = daemon.image_id(image_ref)
     if image_id is None:
         raise StepFailed("%s: the engine accepted the import but has no image %s" % (step.name, image_ref))
     return {"image_id": image_id, "input_digest": memo["input_digest"], "stats": memo["stats"]}
