@@ -16,15 +16,33 @@ cache_from images, rebuilds the step's own layers and makes a new id, so such a 
 keeps its digest in the `io.dockflow.inputs` label; an image whose label matches is
 up to date whatever doit's state holds.
 """
+from __future__ import annotations
+
 import itertools
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 from .. import dockerignore, engine, ui
 from ..digest import changed_files, files_digest, value_digest
 from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems, remove_container
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class _BuildInputs(TypedDict):
+        input_digest: str
+        files: dict[str, Any]  # files_digest's stats, recorded for the next check
+        bases: dict[str, str | None]  # FROM image -> its id in the engine (None: not there)
+        definition_digest: str
+        relpaths: list[str]  # the context's files and folders, sent as hashed
+
+    class BuildMemo(_BuildInputs, total=False):
+        image_id: str  # the engine's image, set where only its tags are missing: no build
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -111,11 +129,11 @@ def parse_from_lines(text, build_args):
     return bases
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[BuildMemo]:
     daemon = engine.for_step(step)
     context = step.path("context")
     inside = _dockerfile_in_context(step)
-    folders = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
+    folders: list[str] = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
     files = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p),
                                        folders=folders)
     relpaths = sorted(files + folders)
@@ -127,7 +145,7 @@ def check(step, saved):
     bases = {ref: daemon.image_id(ref) for ref in base_images(step)}
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})
-    memo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
+    memo: BuildMemo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
             "definition_digest": definition_digest, "relpaths": relpaths}
     image_ref = step.get("image")
     image = daemon.image_summary(image_ref)
@@ -164,7 +182,7 @@ def why_changed(saved, memo, engine_image_id):
     return "; ".join(reasons) or "its inputs differ from those recorded"
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[BuildMemo]) -> dict[str, Any]:
     memo = verdict.memo
     daemon = engine.for_step(step)
     image_ref = step.get("image")

@@ -21,7 +21,10 @@ target folder is refused. Device files and fifos are left out, with a warning.
 Up to date when the source image's id and the step's definition are those of the
 last successful copy (doit's saved values) and the target exists.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, ui
 from ..digest import value_digest
@@ -30,6 +33,15 @@ from ..files import atomic_writer
 from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 from . import (Verdict, contract, create_container, image_ref_problems,
                process_is_gone, remove_container, run_is_gone, source_changes, source_image_id)
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class CopyOutMemo(TypedDict):
+        source_id: str
+        definition_digest: str
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -54,10 +66,10 @@ def problems(step):
     return found
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[CopyOutMemo]:
     source = step.get("source")
     source_id = source_image_id(step)
-    memo = {"source_id": source_id, "definition_digest": value_digest(step.expanded_definition())}
+    memo: CopyOutMemo = {"source_id": source_id, "definition_digest": value_digest(step.expanded_definition())}
     what = "copying %s out of %s to %s" % (step.get("path"), source, os.path.relpath(step.path("target")))
     if not os.path.lexists(step.path("target")):
         return Verdict(False, "%s: the target does not exist" % what, memo)
@@ -69,7 +81,7 @@ def check(step, saved):
     return Verdict(True, memo=memo)
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[CopyOutMemo]) -> dict[str, Any]:
     import tarfile  # here and below, not at the top: loading the workflows must stay cheap
     import tempfile
 
