@@ -2,8 +2,9 @@
 
 Two doors to the same engine:
 - `Engine.inspect_image` is a single HTTP GET over the engine's socket with the
-  standard library. Up-to-date checks use it: the SDK costs ~110 ms to import,
-  and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
+  standard library (the HTTP is tasks/http_wire.py's). Up-to-date checks use it: the
+  SDK costs ~110 ms to import, and a no-op `doit build_app` must stay cheaper than a
+  cached `docker build`.
 - `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
   tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
 - The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
