@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tasks import imagetar, plan, refs, ui
+from tasks import doit_tasks, imagetar, refs, ui
 from tasks.errors import StepFailed, WorkflowError
 from tasks.steps import Verdict, prune
 
@@ -105,8 +105,8 @@ def project(tmp_path, monkeypatch):
               build_app: {kind: build, context: app, image: lab/app}
               prune: %s
             """) % json.dumps(spec))
-        list(plan.task_dicts(str(tmp_path), override=command_line.get, given=command_line))
-        return plan.loaded_project().steps["prune"]
+        list(doit_tasks.task_dicts(str(tmp_path), override=command_line.get, given=command_line))
+        return doit_tasks.loaded_project().steps["prune"]
     return load
 
 
