@@ -354,6 +354,9 @@ class Survey:
         for tag in _tags(image):
             if refs.normalize(tag) in self.named:
                 return "a workflow names it as an output (%s)" % tag
+        for tag in _tags(image):
+            if refs.normalize(tag) in self.read:  # gone, the next build fails (offline: for good)
+                return "a workflow builds on it (%s: a FROM or cache_from)" % tag
         users = self.users.get(image["Id"], [])
         running = [c for c in users if c.get("State") == "running"]
         if running:
