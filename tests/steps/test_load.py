@@ -39,7 +39,7 @@ def test_a_save_and_a_load_go_over_the_sockets_without_importing_the_sdk(project
     done = project.doit("load", env={"PYTHONPROFILEIMPORTTIME": "1", "DOCKER_CONFIG": str(empty_config)})
     assert done.returncode == 0, done.output
     assert "loaded %s into %s" % (app, clean_hostb.docker_host) in done.output
-    assert re.search(r"\|\s+tasks\.steps\.load$", done.output, re.M)  # the import report is there
+    assert "tasks.imagetar" in done.output, done.output[-3000:]  # the import report is there
     assert not re.search(r"\|\s+docker$", done.output, re.M)
 
 
