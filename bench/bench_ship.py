@@ -11,7 +11,10 @@
       registry  `doit push` then `doit pull` on the hosts
       and the fan-out's load alone, its tar saved before (where its time goes)
     cold (the hosts hold nothing) and after an app-only change (they hold the last
-    version); wall time, bytes on each link (its transmit counter), ratio to plain.
+    version); wall time, bytes on each link (its transmit counter), ratio to plain,
+    and the processor seconds of doit's own processes (python and its ssh, not the
+    engines'), with the machine's load average: the fan-out after an app-only change
+    is processor-bound (it waits on engines and handshakes), the plain way link-bound.
     The sides take turns (their order rotates from run to run): the machine is shared.
 The hosts are the test suite's (tests/support/hostb.py): network namespaces with their
 own dockerd and sshd, started here and stopped by pid at the end. Needs root.
