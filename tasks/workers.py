@@ -36,6 +36,7 @@ from . import engine, ui
 
 STOP_WAIT_SECONDS = 30.0   # how long doit waits for its workers to unwind after Ctrl-C
 WATCH_SECONDS = 0.5        # how often the watcher looks at the workers
+SDK_IMPORT_DELAY = 0.5     # a worker imports the SDK this long after it starts (see _import_sdk)
 _watcher: list[threading.Thread] = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
 _lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
@@ -62,6 +63,25 @@ def _forks():
 
     method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
     return method == "fork"
+
+
+def longest_chain_first(task_list):
+    """Order each task's task_dep with the longest chain of steps under it first: doit
+    walks them in that order, so a worker starts on the long chain (the base image and
+    the builds of the lab) while doit's own process checks the short ones (the
+    registry) beside it, instead of before it."""
+    deps = {task["basename"]: task["task_dep"] for task in task_list}
+    depth = {}
+
+    def chain(name):
+        if name not in depth:
+            depth[name] = 0  # a cycle is refused when the workflows load; never loops here
+            depth[name] = 1 + max((chain(dep) for dep in deps.get(name, ())), default=0)
+        return depth[name]
+
+    for task in task_list:
+        task["task_dep"] = sorted(task["task_dep"], key=chain, reverse=True)  # stable: ties keep their order
+    return task_list
 
 
 def needed(names, deps):
@@ -110,6 +130,12 @@ def _in_worker_after_fork():
 
 
 def _import_sdk():
+    """Import the SDK once the worker's first moments have passed. Not at once: the
+    worker that took the run's first step (an import, a build: Python packing a tar)
+    would share its CPU and lock with the import just then; a build or an import
+    starts the same import itself once the engine has its request (tasks/warmup.py),
+    and a worker that waits for its first step imports it while it waits."""
+    time.sleep(SDK_IMPORT_DELAY)
     try:
         import docker  # noqa: F401
     except Exception:  # noqa: BLE001 - the step that needs it reports it
