@@ -60,11 +60,6 @@ _task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var, given=_giv
 # a bare `doit` must not delete anything.
 _default_tasks = [t["basename"] for t in _task_list if t["uptodate"] != [False]]
 
-# Independent steps at once, in worker processes, when the run has some (doit -n 0: never).
-_parallel = workers.run_config({t["basename"]: t["task_dep"] for t in _task_list}, _default_tasks, sys.argv)
-if _parallel:
-    workers.longest_chain_first(_task_list)
-
 # sqlite3: two runs at once keep both runs' records (dbm.dumb and json lose one).
 DOIT_CONFIG = {
     "backend": "sqlite3",
@@ -72,7 +67,8 @@ DOIT_CONFIG = {
     "reporter": Reporter,
     "verbosity": 2,
     "default_tasks": _default_tasks,
-    **_parallel,
+    # Independent steps at once, in worker processes, when the run has some (doit -n 0: never).
+    **workers.run_config({t["basename"]: t["task_dep"] for t in _task_list}, _default_tasks, sys.argv),
 }
 
 

@@ -65,25 +65,6 @@ def _forks():
     return method == "fork"
 
 
-def longest_chain_first(task_list):
-    """Order each task's task_dep with the longest chain of steps under it first: doit
-    walks them in that order, so a worker starts on the long chain (the base image and
-    the builds of the lab) while doit's own process checks the short ones (the
-    registry) beside it, instead of before it."""
-    deps = {task["basename"]: task["task_dep"] for task in task_list}
-    depth = {}
-
-    def chain(name):
-        if name not in depth:
-            depth[name] = 0  # a cycle is refused when the workflows load; never loops here
-            depth[name] = 1 + max((chain(dep) for dep in deps.get(name, ())), default=0)
-        return depth[name]
-
-    for task in task_list:
-        task["task_dep"] = sorted(task["task_dep"], key=chain, reverse=True)  # stable: ties keep their order
-    return task_list
-
-
 def needed(names, deps):
     """`names` and every step they need, transitively (`deps`: name -> names it needs)."""
     found, todo = set(), list(names)

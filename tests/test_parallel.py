@@ -207,21 +207,3 @@ def test_a_chain_runs_one_step_at_a_time_and_independent_steps_at_once():
     assert workers.run_config(chain, ["push"], ["doit", "-n", "0", "base"]) == {}
     assert workers.run_config(chain, ["push"], ["doit", "push"])["par_type"] == "process"
     assert workers.run_config(chain, ["push"], ["doit"])["num_process"] >= 2  # the default steps
-
-
-def test_the_longest_chain_under_a_step_is_walked_first():
-    """doit walks a step's task_dep in order: in the lab, `push` needs the registry
-    (two steps) and `tag` (four): tag's chain first, so a worker starts the base
-    image while doit's process checks the registry beside it."""
-    lab = [{"basename": "registry_image", "task_dep": []},
-           {"basename": "registry_up", "task_dep": ["registry_image"]},
-           {"basename": "base_rootfs", "task_dep": []},
-           {"basename": "build_base", "task_dep": ["base_rootfs"]},
-           {"basename": "build_app", "task_dep": ["build_base"]},
-           {"basename": "tag", "task_dep": ["build_app"]},
-           {"basename": "push", "task_dep": ["registry_up", "tag"]},
-           {"basename": "copy", "task_dep": ["registry_up", "registry_image"]}]
-    ordered = {task["basename"]: task["task_dep"] for task in workers.longest_chain_first(lab)}
-    assert ordered["push"] == ["tag", "registry_up"]
-    assert ordered["copy"] == ["registry_up", "registry_image"]
-    assert ordered["build_app"] == ["build_base"]
