@@ -160,9 +160,9 @@ class Lab:
     def make_with_registry(self):
         """make's own registry start (`make registry_up`, its `docker run -d`), a wait
         until the registry answers (the Makefile's push does not wait, and fails now and
-        then), then `make all`."""
+        then), then `make all` (-o registry_up: its `docker inspect` is not asked twice)."""
         return ["sh", "-c", "make registry_up %s && until curl -sf -o /dev/null http://127.0.0.1:%d/v2/; "
-                            "do sleep 0.02; done && make all %s"
+                            "do sleep 0.02; done && make all -o registry_up %s"
                 % (" ".join(self.make_vars), self.registry_ports[1], " ".join(self.make_vars))]
 
     def empty(self, side, registry_up=True):
@@ -399,6 +399,7 @@ def main():
         if "noop" in cases:
             case_noop(project, make_dir, floor, args.runs)
         lab = Lab(project, make_dir)
+        lab.stop()  # the registries an interrupted bench left (make's registry_up would keep its old port)
         try:
             if "cold" in cases:
                 case_cold(lab, floor, args.runs)

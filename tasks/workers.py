@@ -40,6 +40,7 @@ SDK_IMPORT_DELAY = 0.5     # a worker imports the SDK this long after it starts 
 _watcher: list[threading.Thread] = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
 _lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
+_sdk_import: list[threading.Thread] = []  # doit's process imports the SDK for its workers (once)
 
 
 def run_config(deps, default_tasks, argv):
@@ -104,19 +105,35 @@ def _in_worker_after_fork():
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _worker_stopped)
     if "docker" not in sys.modules:
-        # The SDK (~0.1 s to import) is made ready beside the engine's work in a run of
-        # one step at a time (tasks/warmup.py), once; each worker would import it on its
-        # first tag, save or push otherwise, while a later step waits for that.
-        threading.Thread(target=_import_sdk, name="dockflow-sdk-import", daemon=True).start()
+        # doit's process had not imported the SDK (see import_sdk_for_workers): each
+        # worker would import it on its first tag, save or push otherwise, while a later
+        # step waits for that.
+        threading.Thread(target=_import_sdk, args=(SDK_IMPORT_DELAY,), name="dockflow-sdk-import",
+                         daemon=True).start()
 
 
-def _import_sdk():
-    """Import the SDK once the worker's first moments have passed. Not at once: the
+def import_sdk_for_workers():
+    """In doit's process, for a run with workers: import the SDK (~0.1 s of CPU) once
+    here, beside doit's own start and its first checks, which mostly wait for the
+    engine, rather than once in each worker. The workers are forks: they have it
+    from here, as the fork waits for this import to end (_before_fork)."""
+    if "docker" not in sys.modules and not _sdk_import:
+        _sdk_import.append(threading.Thread(target=_import_sdk, name="dockflow-sdk-import", daemon=True))
+        _sdk_import[0].start()
+
+
+def _before_fork():
+    """A fork copies an import half done as it is, never to end in the child: wait for it."""
+    for thread in _sdk_import:
+        thread.join()
+
+
+def _import_sdk(delay=0.0):
+    """Import the SDK; in a worker, once its first moments have passed (`delay`): the
     worker that took the run's first step (an import, a build: Python packing a tar)
-    would share its CPU and lock with the import just then; a build or an import
-    starts the same import itself once the engine has its request (tasks/warmup.py),
-    and a worker that waits for its first step imports it while it waits."""
-    time.sleep(SDK_IMPORT_DELAY)
+    would share its CPU with the import just then, and a build or an import starts
+    the same import itself once the engine has its request (tasks/warmup.py)."""
+    time.sleep(delay)
     try:
         import docker  # noqa: F401
     except Exception:  # noqa: BLE001 - the step that needs it reports it
@@ -130,7 +147,7 @@ def _worker_stopped(signum, frame):
     raise ui.RunStopped(130)
 
 
-os.register_at_fork(after_in_child=_in_worker_after_fork)
+os.register_at_fork(before=_before_fork, after_in_child=_in_worker_after_fork)
 
 
 def stop_workers():
