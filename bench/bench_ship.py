@@ -33,7 +33,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tasks.progress import human  # noqa: E402
+from tasks.progress import human_size  # noqa: E402
 from tests.support.hostb import HostB, ssh_fields, start_hosts, stop_hosts  # noqa: E402
 from tests.support.shipping import save_and_load  # noqa: E402
 from tests.support.registry import free_port, make_registry_image, wait_answers  # noqa: E402
@@ -282,7 +282,7 @@ def report(count, what, full, rate, rows):
         per_link = statistics.median(statistics.mean(sent) for _, sent in rows[side])
         most = statistics.median(max(sent) for _, sent in rows[side])
         print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)" % (
-            SIDE_NAMES[side], wall, human(per_link), human(most), wall / plain))
+            SIDE_NAMES[side], wall, human_size(per_link), human_size(most), wall / plain))
 
 
 def main():

@@ -10,7 +10,7 @@ import time
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from . import plan, ui, workers
+from . import doit_tasks, ui, workers
 
 
 class Reporter(ConsoleReporter):
@@ -26,9 +26,9 @@ class Reporter(ConsoleReporter):
     def execute_task(self, task):
         super().execute_task(task)
         self.outstream.flush()  # before the step's own lines, which a worker writes unbuffered
-        reason = plan.reason_of(task.name)
+        reason = doit_tasks.reason_of(task.name)
         self._started[task.name] = (time.monotonic(), reason)
-        workers.watch(plan.loaded_project().dir)
+        workers.watch(doit_tasks.loaded_project().dir)
         if ui.logs_wanted():
             ui.step_event(task.name, "started", "started" + (": " + reason if reason else ""), reason=reason)
 
