@@ -32,7 +32,7 @@ def _note(name, phase, start, end):
     fd = os.open(_OUT, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, (line + "\\n").encode()); os.close(fd)
 _start = time.time()
-from tasks import plan
+from tasks import doit_tasks as plan
 _check, _run = plan.check_step, plan.run_step
 def check_step(task, values, name):
     start = time.time()
