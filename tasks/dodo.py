@@ -70,8 +70,6 @@ DOIT_CONFIG = {
     # Independent steps at once, in worker processes, when the run has some (doit -n 0: never).
     **workers.run_config({t["basename"]: t["task_dep"] for t in _task_list}, _default_tasks, sys.argv),
 }
-if "num_process" in DOIT_CONFIG:
-    workers.import_sdk_for_workers()
 
 
 # `doit biuld_app`: doit's own "Invalid parameter" message, plus the step it likely meant.

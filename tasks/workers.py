@@ -40,7 +40,6 @@ SDK_IMPORT_DELAY = 0.5     # a worker imports the SDK this long after it starts 
 _watcher: list[threading.Thread] = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
 _lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
-_sdk_import: list[threading.Thread] = []  # doit's process imports the SDK for its workers (once)
 
 
 def run_config(deps, default_tasks, argv):
@@ -105,34 +104,20 @@ def _in_worker_after_fork():
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _worker_stopped)
     if "docker" not in sys.modules:
-        # doit's process had not imported the SDK (see import_sdk_for_workers): each
-        # worker would import it on its first tag, save or push otherwise, while a later
-        # step waits for that.
+        # The SDK (~0.1 s to import) is made ready beside the engine's work in a run of
+        # one step at a time (tasks/warmup.py), once; each worker would import it on its
+        # first tag, save or push otherwise, while a later step waits for that. Not in
+        # doit's process before the fork, for all workers at once: the fork would wait
+        # for that import, and so would the run's first step (measured: +0.1 s).
         threading.Thread(target=_import_sdk, args=(SDK_IMPORT_DELAY,), name="dockflow-sdk-import",
                          daemon=True).start()
 
 
-def import_sdk_for_workers():
-    """In doit's process, for a run with workers: import the SDK (~0.1 s of CPU) once
-    here, beside doit's own start and its first checks, which mostly wait for the
-    engine, rather than once in each worker. The workers are forks: they have it
-    from here, as the fork waits for this import to end (_before_fork)."""
-    if "docker" not in sys.modules and not _sdk_import:
-        _sdk_import.append(threading.Thread(target=_import_sdk, name="dockflow-sdk-import", daemon=True))
-        _sdk_import[0].start()
-
-
-def _before_fork():
-    """A fork copies an import half done as it is, never to end in the child: wait for it."""
-    for thread in _sdk_import:
-        thread.join()
-
-
-def _import_sdk(delay=0.0):
-    """Import the SDK; in a worker, once its first moments have passed (`delay`): the
-    worker that took the run's first step (an import, a build: Python packing a tar)
-    would share its CPU with the import just then, and a build or an import starts
-    the same import itself once the engine has its request (tasks/warmup.py)."""
+def _import_sdk(delay):
+    """Import the SDK once the worker's first moments (`delay`) have passed: the worker
+    that took the run's first step (an import, a build: Python packing a tar) would
+    share its CPU with the import just then, and a build or an import starts the same
+    import itself once the engine has its request (tasks/warmup.py)."""
     time.sleep(delay)
     try:
         import docker  # noqa: F401
@@ -147,7 +132,7 @@ def _worker_stopped(signum, frame):
     raise ui.RunStopped(130)
 
 
-os.register_at_fork(before=_before_fork, after_in_child=_in_worker_after_fork)
+os.register_at_fork(after_in_child=_in_worker_after_fork)
 
 
 def stop_workers():

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -208,23 +207,3 @@ def test_a_chain_runs_one_step_at_a_time_and_independent_steps_at_once():
     assert workers.run_config(chain, ["push"], ["doit", "-n", "0", "base"]) == {}
     assert workers.run_config(chain, ["push"], ["doit", "push"])["par_type"] == "process"
     assert workers.run_config(chain, ["push"], ["doit"])["num_process"] >= 2  # the default steps
-
-
-def test_a_worker_has_the_sdk_doit_imported_for_it_even_when_forked_during_that_import():
-    """doit's process imports the SDK once, in a thread, for its workers; a fork made
-    while that import runs (doit starts its workers right after its first check)
-    waits for it, so the worker has the whole SDK and never a half-imported one."""
-    script = (
-        "import os, sys\n"
-        "from tasks import workers\n"
-        "assert 'docker' not in sys.modules\n"
-        "workers.import_sdk_for_workers()\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        "    ready = 'docker' in sys.modules and hasattr(sys.modules['docker'], 'APIClient')\n"
-        "    os._exit(0 if ready else 7)\n"
-        "print(os.waitpid(pid, 0)[1] >> 8)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0", "the worker had no complete SDK (exit %s)" % done.stdout.strip()
