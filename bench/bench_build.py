@@ -161,8 +161,9 @@ class Lab:
         """make's own registry start (`make registry_up`, its `docker run -d`), a wait
         until the registry answers (the Makefile's push does not wait, and fails now and
         then), then `make all` (-o registry_up: its `docker inspect` is not asked twice)."""
-        return ["sh", "-c", "make registry_up %s && until curl -sf -o /dev/null http://127.0.0.1:%d/v2/; "
-                            "do sleep 0.02; done && make all -o registry_up %s"
+        return ["sh", "-c", "make registry_up %s && tries=0 && until curl -sf -o /dev/null http://127.0.0.1:%d/v2/; "
+                            "do tries=$((tries + 1)); [ $tries -lt 1500 ] || exit 1; sleep 0.02; done "
+                            "&& make all -o registry_up %s"
                 % (" ".join(self.make_vars), self.registry_ports[1], " ".join(self.make_vars))]
 
     def empty(self, side, registry_up=True):
