@@ -12,7 +12,8 @@ from tasks.steps import load as load_kind
 from tests.support import savefmt
 from tasks.errors import EngineUnreachable
 from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
-    FAKE_HOST, FakeEngine, fake_engine, files_hashed, flow, install, lose_tar_hashes, out_of_date)
+    FAKE_HOST, FakeEngine, fake_engine, files_hashed, flow, forbid_opening_tars, install, lose_tar_hashes,
+    out_of_date, write_saved_tar)
 
 NOBODY = "tcp://127.0.0.1:1"  # left to the real Engine: nothing listens there
 
@@ -78,7 +79,8 @@ def test_the_step_image_must_be_one_the_tar_holds(flow, fake_engine):
 
 def no_image_tagged(flow, wanted, held):
     """The end of check's error for a step `image` the tar does not hold."""
-    return re.escape(": the tar %s holds no image tagged %s (it holds %s)" % (flow.path("out/app.tar"), wanted, held)) + "$"
+    tar = flow.path("out/app.tar")
+    return re.escape(": the tar %s holds no image tagged %s (it holds %s)" % (tar, wanted, held)) + "$"
 
 
 def test_a_missing_step_image_is_told_every_tag_the_tar_holds(flow, fake_engine):
@@ -118,8 +120,7 @@ def test_a_tar_replaced_since_the_record_is_read_again(flow, fake_engine):
     fake_engine.add_image(["lab/app:1"], layers=["base", "app v2"])
     source = FakeEngine("unix:///nonexistent/source.sock")
     source.add_image(["lab/app:1"], layers=["base", "app v2"])
-    path = flow.write("out/app.tar", b"".join(source.save("save", "lab/app:1", 1 << 16)))
-    imagetar.write_sidecar(path, imagetar.cached_sha256(path, flow.cache_dir)[0])
+    write_saved_tar(flow, source, ["lab/app:1"])
     assert load_kind.check(load(flow), recorded).current
 
 
@@ -138,11 +139,7 @@ def test_the_run_records_what_the_next_check_compares(flow, fake_engine, monkeyp
     write_tar(flow)
     step = load(flow)
     recorded = load_kind.run(step, load_kind.check(step, {}))
-
-    def opened(path):
-        raise AssertionError("the tar's index was read: %s" % path)
-
-    monkeypatch.setattr(imagetar, "ImageTar", opened)
+    forbid_opening_tars(monkeypatch)
     assert load_kind.check(step, recorded).current
 
 

@@ -51,9 +51,9 @@ def test_a_target_that_cannot_be_reached_is_named_and_the_other_is_loaded(flow, 
     step = fan_out(flow)
     verdict = out_of_date(load_kind, step)
     # Each target that will get the tar, with why, on one line: for the other, the Engine's whole error.
-    assert re.fullmatch(re.escape("loading out/app.tar into %s: it has no lab/app:1; %s: not asked: cannot reach the "
-                                  "Docker engine at %s (" % (FAKE_HOST, HOST_B, HOST_B)) + r"[^\n]* to use another engine",
-                        verdict.reason), verdict.reason
+    expected = re.escape("loading out/app.tar into %s: it has no lab/app:1; %s: not asked: cannot reach the Docker "
+                         "engine at %s (" % (FAKE_HOST, HOST_B, HOST_B)) + r"[^\n]* to use another engine"
+    assert re.fullmatch(expected, verdict.reason), verdict.reason
     with pytest.raises(StepFailed) as failure:
         load_kind.run(step, verdict)
     lines = str(failure.value).splitlines()

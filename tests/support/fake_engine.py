@@ -758,3 +758,20 @@ def lose_tar_hashes(flow, monkeypatch):
     in this run's memory: only a step's own record can then spare reading a tar."""
     os.unlink(os.path.join(flow.cache_dir, "tar-hashes.json"))
     monkeypatch.setattr(RUN, "tars", {})
+
+
+def write_saved_tar(flow, engine_, names, relpath="out/app.tar"):
+    """`relpath` and its checksum file, as a save of `docker save NAMES...` from `engine_`
+    (a FakeEngine) writes them; the tar's path."""
+    path = flow.write(relpath, b"".join(engine_.save_many("save", names, 1 << 16)))
+    imagetar.write_sidecar(path, imagetar.cached_sha256(path, flow.cache_dir)[0])
+    return path
+
+
+def forbid_opening_tars(monkeypatch):
+    """A check that reads a tar's index (imagetar.ImageTar) from now on fails the test:
+    for the decisions a record must spare a large tar's reading."""
+    def opened(path):
+        raise AssertionError("the tar's index was read: %s" % path)
+
+    monkeypatch.setattr(imagetar, "ImageTar", opened)
