@@ -62,6 +62,14 @@ def test_an_edited_command_is_a_changed_definition(flow, source_id):
         "committing lab/app-test:1 again: the step's definition changed")
 
 
+def test_a_new_source_and_an_edited_command_are_both_named(flow, fake_engine, source_id):
+    values = committed(load(flow))
+    new_id = fake_engine.add_image(["lab/app:1"], layers=["base", "app v2"])
+    assert reason(load(flow, "[touch, /x]"), values) == (
+        "committing lab/app-test:1 again: source image lab/app:1 is new (%s); the step's definition changed"
+        % new_id[7:19])
+
+
 def test_without_a_record_the_reason_says_so(flow, source_id):
     committed(load(flow))
     assert reason(load(flow, "[touch, /x]"), {}) == (
