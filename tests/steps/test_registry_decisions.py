@@ -150,7 +150,8 @@ def test_a_stopped_container_is_started_not_made_again(flow, fake_engine, answer
 def test_a_container_of_that_name_dockflow_did_not_make_is_never_touched(flow, fake_engine, answering):
     fake_engine.add_container(fake_engine.image_id("registry:2"), name="registry")
     with pytest.raises(StepFailed, match=r"steps\.registry_up: a container named registry exists and dockflow did "
-                                         r"not make it; remove it \(docker rm -f registry\) or give this step another name:$"):
+                                         r"not make it; remove it \(docker rm -f registry\) or give this step "
+                                         r"another name:$"):
         registry.check(load(flow, answering), {})
 
 
