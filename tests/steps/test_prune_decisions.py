@@ -169,7 +169,8 @@ def test_a_listing_the_engine_refuses_names_the_step_the_engine_and_the_listing(
         raise fake_engine.failure(what, "connection reset by peer")
 
     monkeypatch.setattr(fake_engine, "images", refused)
-    with pytest.raises(StepFailed, match=r"^prune: prune on %s: list the images: connection reset by peer$" % FAKE_HOST):
+    with pytest.raises(StepFailed, match=r"^prune: prune on %s: list the images: connection reset by peer$"
+                                         % FAKE_HOST):
         survey(flow, fake_engine, monkeypatch)
 
 
