@@ -130,6 +130,9 @@ def test_stopped_containers_of_this_project_go_by_age(flow, fake_engine, monkeyp
     report = survey(flow, fake_engine, monkeypatch, "containers: true, older_than: 7d")
     assert report["containers"] == [{"id": old, "name": "old"}]
     assert staying(report) == ["1 stopped container is younger than 7d and stays"]
+    fake_engine.add_container(image_id, name="younger", state="created", labels=ours, created=int(time.time()))
+    report = survey(flow, fake_engine, monkeypatch, "containers: true, older_than: 7d")
+    assert staying(report) == ["2 stopped containers are younger than 7d and stay"]
 
 
 def test_a_single_image_a_filter_leaves_is_told_in_the_singular(flow, fake_engine, monkeypatch):
@@ -193,3 +196,18 @@ def test_a_workflow_whose_images_are_unknown_stops_a_tag_prune(flow, fake_engine
     assert "), build_tool (" in str(failure.value)
     assert str(failure.value).endswith(") make(s) or read(s); prune removes no tagged image, and no scope: project "
                                        "image, while a workflow's images are unknown")
+
+
+def test_freed_bytes_are_exact_when_an_image_ends_at_every_freed_layer(flow, fake_engine, monkeypatch):
+    fake_engine.add_image(["lab/tool:1"], layers=["tool"])
+    fake_engine.add_image([], layers=["old build"], size=700)
+    report = survey(flow, fake_engine, monkeypatch)
+    assert (report["image_bytes"], report["exact"]) == (700, True)
+
+
+def test_a_freed_layer_whose_size_no_image_tells_makes_the_bytes_inexact(flow, fake_engine, monkeypatch):
+    """No image ends at the shared layer: the old build's own layer's size is unknown."""
+    fake_engine.add_image(["lab/tool:1"], layers=["shared", "tool"])
+    fake_engine.add_image([], layers=["shared", "old build"], size=700)
+    report = survey(flow, fake_engine, monkeypatch)
+    assert report["exact"] is False
