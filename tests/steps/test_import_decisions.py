@@ -125,6 +125,14 @@ def test_a_host_file_made_executable_by_others_is_imported_again(flow, fake_engi
     assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
 
 
+def test_each_host_file_lands_at_its_whole_path_in_the_image(flow, fake_engine):
+    flow.write("tools/Xorg", "a server\n")
+    flow.write("tools/motd", "hello\n")
+    imported(load_files(flow, dict(REAL_X, **{"/etc/motd": "../tools/motd"})))
+    assert fake_engine.files[fake_engine.image_id("lab/base:1")] == {"/usr/bin/X": b"a server\n",
+                                                                      "/etc/motd": b"hello\n"}
+
+
 def test_a_host_file_is_known_by_its_whole_path_in_the_image(flow, fake_engine):
     """/usr/bin/X is not /usr/bin: each makes its own image."""
     flow.write("tools/Xorg", "a server\n")

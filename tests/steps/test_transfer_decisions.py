@@ -126,13 +126,17 @@ def this_machine_as_remote(monkeypatch):
     monkeypatch.setattr(ssh.Remote, "command", command)
 
 
-def test_a_remote_folder_named_without_its_slash_receives_the_tar_under_its_own_name(flow, tar, this_machine_as_remote):
-    os.makedirs(flow.path("srv"))
-    step = load(flow, "deploy@hostb:" + flow.path("srv"))
-    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (missing)" % flow.path("srv/app.tar")
-    flow.write("srv/app.tar", b"other bytes\n")
-    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (differs)" % flow.path("srv/app.tar")
-    flow.write("srv/app.tar", b"an image tar\n" * 100)
+# The folder's name is kept whole: only slashes at its end are dropped (SANDBOX keeps its last X).
+@pytest.mark.parametrize("folder", ["srv", "SANDBOX"])
+def test_a_remote_folder_named_without_its_slash_receives_the_tar_under_its_own_name(
+        flow, tar, this_machine_as_remote, folder):
+    os.makedirs(flow.path(folder))
+    step = load(flow, "deploy@hostb:" + flow.path(folder))
+    final = flow.path(folder + "/app.tar")
+    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (missing)" % final
+    flow.write(folder + "/app.tar", b"other bytes\n")
+    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (differs)" % final
+    flow.write(folder + "/app.tar", b"an image tar\n" * 100)
     assert transfer.check(step, {}).current
 
 

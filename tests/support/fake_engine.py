@@ -613,7 +613,8 @@ class FakeEngine:
         self._record("import_image", repository, tag)
         rootfs = rootfs_tar.read()
         self.add_image(["%s:%s" % (repository, tag)], ["import " + sha256(rootfs)],
-                       labels=_labels_from_changes(changes), cmd=_cmd_from_changes(changes))
+                       labels=_labels_from_changes(changes), cmd=_cmd_from_changes(changes),
+                       files=_regular_files(rootfs))
 
     # --- errors, as the Engine maps them ------------------------------------------
     def sdk_errors(self):
@@ -642,6 +643,16 @@ class FakeEngine:
         if found is None:
             raise StepFailed("%s: No such container: %s" % (what, container))
         return found
+
+
+def _regular_files(tar_bytes):
+    """{path in the image: bytes} of a root filesystem tar's regular files (what get_archive serves)."""
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+        for member in archive.getmembers():
+            if member.isreg():
+                files["/" + os.path.normpath(member.name).lstrip("/")] = archive.extractfile(member).read()
+    return files
 
 
 def _truthy(value):
