@@ -11,7 +11,10 @@
       registry  `doit push` then `doit pull` on the hosts
       and the fan-out's load alone, its tar saved before (where its time goes)
     cold (the hosts hold nothing) and after an app-only change (they hold the last
-    version); wall time, bytes on each link (its transmit counter), ratio to plain.
+    version); wall time, bytes on each link (its transmit counter), ratio to plain,
+    and the processor seconds of doit's own processes (python and its ssh, not the
+    engines'), with the machine's load average: the fan-out after an app-only change
+    is processor-bound (it waits on engines and handshakes), the plain way link-bound.
     The sides take turns (their order rotates from run to run): the machine is shared.
 The hosts are the test suite's (tests/support/hostb.py): network namespaces with their
 own dockerd and sshd, started here and stopped by pid at the end. Needs root.
@@ -33,7 +36,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tasks.progress import human  # noqa: E402
+from tasks.progress import human_size  # noqa: E402
 from tests.support.hostb import HostB, ssh_fields, start_hosts, stop_hosts  # noqa: E402
 from tests.support.shipping import save_and_load  # noqa: E402
 from tests.support.registry import free_port, make_registry_image, wait_answers  # noqa: E402
@@ -54,6 +57,13 @@ def timed(argv, cwd=None, env=None):
         raise SystemExit("%s failed:\n%s%s" % (" ".join(argv), done.stdout, done.stderr))
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     return wall, rss_kib / 1024.0, done.stdout + done.stderr
+
+
+def processor_seconds(output):
+    """User plus system time of a command and its children (ssh), from /usr/bin/time -v's
+    report: what a run costs the machine's processors beside the engines' own work."""
+    return sum(float(re.search(r"%s time \(seconds\): ([0-9.]+)" % kind, output).group(1))
+               for kind in ("User", "System"))
 
 
 def base_image(work):
@@ -212,24 +222,27 @@ class Lab:
             host.docker("image", "prune", "--all", "--force")
 
     def ship(self, side):
-        """(wall seconds, [bytes on each host's link]) of shipping the app one way."""
+        """(wall seconds, [bytes on each host's link], processor seconds of doit's processes
+        or None) of shipping the app one way."""
         if side == "load-only":  # where (a)'s time goes: the tar written first, outside the clock
             timed([sys.executable, "-m", "doit", "save"], cwd=self.load_root, env=doit_env())
         before = [host.bytes_sent() for host in self.hosts]
         started = time.monotonic()
+        output = None
         if side == "load-only":
-            timed([sys.executable, "-m", "doit", "-s", "load"], cwd=self.load_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "-s", "load"], cwd=self.load_root, env=doit_env())[2]
         elif side == "fan-out":
-            timed([sys.executable, "-m", "doit", "load"], cwd=self.load_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "load"], cwd=self.load_root, env=doit_env())[2]
         elif side == "plain":
             for host in self.hosts:
                 with subprocess.Popen(["docker", "save", self.app], stdout=subprocess.PIPE) as saving:
                     subprocess.run(host.ssh_argv() + ["docker", "load", "-q"], stdin=saving.stdout, check=True,
                                    capture_output=True)
         else:
-            timed([sys.executable, "-m", "doit", "pull"], cwd=self.registry_root, env=doit_env())
+            output = timed([sys.executable, "-m", "doit", "pull"], cwd=self.registry_root, env=doit_env())[2]
         wall = time.monotonic() - started
-        return wall, [host.bytes_sent() - was for host, was in zip(self.hosts, before)]
+        return (wall, [host.bytes_sent() - was for host, was in zip(self.hosts, before)],
+                processor_seconds(output) if output else None)
 
 
 def bench_many(work, runs, host_counts, base_mib, rate):
@@ -260,9 +273,13 @@ def bench_many(work, runs, host_counts, base_mib, rate):
 
 
 def measure(lab, runs, cold):
-    """side -> [(wall, [bytes on each link])] over `runs` turns; the sides' order rotates."""
+    """side -> [(wall, [bytes on each link], processor seconds)] over `runs` turns; the
+    sides' order rotates. "load" -> the machine's load average (1 min) before each turn:
+    the fan-out's work is processor-bound, the plain way's mostly link-bound."""
     rows = {side: [] for side in SIDES}
+    rows["load"] = []
     for run in range(runs):
+        rows["load"].append(os.getloadavg()[0])
         for side in SIDES[run % len(SIDES):] + SIDES[:run % len(SIDES)]:
             if cold:
                 lab.empty_hosts()
@@ -274,15 +291,18 @@ def measure(lab, runs, cold):
 
 
 def report(count, what, full, rate, rows):
-    plain = statistics.median(wall for wall, _ in rows["plain"])
-    print("(c) %s to %d host%s, links %s, app image %.1f MiB, %d runs, medians" % (
-        what, count, "s" * (count != 1), rate, full / 2**20, len(rows["plain"])))
+    plain = statistics.median(wall for wall, _, _ in rows["plain"])
+    print("(c) %s to %d host%s, links %s, app image %.1f MiB, %d runs, medians (load average %s)" % (
+        what, count, "s" * (count != 1), rate, full / 2**20, len(rows["plain"]),
+        ", ".join("%.1f" % load for load in rows["load"])))
     for side in SIDES:
-        wall = statistics.median(wall for wall, _ in rows[side])
-        per_link = statistics.median(statistics.mean(sent) for _, sent in rows[side])
-        most = statistics.median(max(sent) for _, sent in rows[side])
-        print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)" % (
-            SIDE_NAMES[side], wall, human(per_link), human(most), wall / plain))
+        wall = statistics.median(wall for wall, _, _ in rows[side])
+        per_link = statistics.median(statistics.mean(sent) for _, sent, _ in rows[side])
+        most = statistics.median(max(sent) for _, sent, _ in rows[side])
+        cpu = [seconds for _, _, seconds in rows[side] if seconds is not None]
+        print("    %-40s wall %6.2f s   per link %9s (most %9s)   %.3fx (b)%s" % (
+            SIDE_NAMES[side], wall, human_size(per_link), human_size(most), wall / plain,
+            "   doit's processor %.2f s" % statistics.median(cpu) if cpu else ""))
 
 
 def main():

@@ -173,7 +173,7 @@ def docker_engine_from_venv():
 
 
 def docker_engine():
-    from tasks import daemon, engine
+    from tasks import dockerd_launch, engine
 
     host = engine.default_host()
     if engine.Engine(host).ping():
@@ -183,7 +183,7 @@ def docker_engine():
         say("no Docker engine answers at %s: start one (dockerd) or set DOCKER_HOST" % host)
         sys.exit(1)
     try:
-        process = daemon.start(["-H", host], DOCKERD_LOG, engine.Engine(host).ping)
+        process = dockerd_launch.start(["-H", host], DOCKERD_LOG, engine.Engine(host).ping)
     except RuntimeError as error:
         say(str(error))
         sys.exit(1)

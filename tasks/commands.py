@@ -32,10 +32,11 @@ from xml.sax.saxutils import escape
 from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
 
-from . import engine, graph, plan, steps, ui, workflow
+from . import doit_tasks, engine, graph, project_checks, steps, ui, workflow
 from .doit_commands import HelpOption
 from .errors import StepFailed, WorkflowError
 from .files import write_atomic
+from .progress import human_size
 
 # Exit code of a definition error, as doit uses it when a dodo.py cannot load.
 DEFINITION_ERROR = 3
@@ -83,7 +84,7 @@ def validate_project(project_dir):
     except FileNotFoundError:
         return 0, 0, ["%s: no such folder; put workflow files in workflows/" % os.path.relpath(workflow_dir)]
     try:
-        all_steps, _ = plan.checked_steps(project_dir)
+        all_steps, _ = project_checks.checked_steps(project_dir)
     except WorkflowError as err:
         return file_count, 0, err.problems
     return file_count, len(all_steps), file_variable_problems(all_steps)
@@ -94,7 +95,7 @@ def file_variable_problems(all_steps):
     when a step uses them, so a bad VERSION would wait for `doit tag`; validate reads
     them now. (Environment and git variables may differ where the steps run.)"""
     problems = []
-    for flow in plan.workflows_of(all_steps):
+    for flow in project_checks.workflows_of(all_steps):
         for name, source in flow.variables.declared.items():
             if isinstance(source, dict) and "file" in source \
                     and os.path.exists(os.path.join(flow.base_dir, str(source["file"]))):  # a step may make it
@@ -106,7 +107,7 @@ def file_variable_problems(all_steps):
 
 
 # --- plan ---------------------------------------------------------------------
-class Plan(HelpOption, DoitCmdBase):
+class PlanCommand(HelpOption, DoitCmdBase):
     name = "plan"
     doc_purpose = "show what would run, in what order, and why; runs nothing"
     doc_usage = "[--json] [--exit-code] [TASK ...]"
@@ -133,6 +134,9 @@ class Plan(HelpOption, DoitCmdBase):
         return WOULD_RUN_EXIT if exit_code and would_run else 0
 
 
+Plan = PlanCommand  # the name plugin tables copied from an older pyproject.toml give
+
+
 def plan_json(rows):
     """The plan for scripts: steps in run order with state, reason and needs; counts per state."""
     steps_out = [{"step": name, "kind": kind, "state": state, "reason": reason, "needs": list(needs)}
@@ -149,7 +153,7 @@ def assess_tasks(command, pos_args):
         for name in pos_args:
             if name not in tasks:
                 raise InvalidCommand("'%s' is not a step%s" % (name, workflow.did_you_mean(name, tasks)))
-        all_steps, deps = plan.loaded_steps()  # doit's loading of dodo.py made them
+        all_steps, deps = doit_tasks.loaded_steps()  # doit's loading of dodo.py made them
         selected = pos_args or [n for n in (command.sel_tasks or []) if n in all_steps] or sorted(all_steps)
         return assess(all_steps, deps, selected, command.dep_manager.get_values)
     finally:
@@ -177,7 +181,7 @@ def assess(all_steps, deps, selected, saved_values):
         if steps.always_runs(step.kind):
             state, reason = WILL_RUN, "runs every time"
         else:
-            verdict = plan.verdict_for(step, saved_values(name) or {})
+            verdict = doit_tasks.verdict_for(step, saved_values(name) or {})
             if verdict.error:
                 state, reason = (MAY_RUN, "%s (now: %s)" % (after, verdict.error)) if upstream \
                     else (FAILS, str(verdict.error))
@@ -340,20 +344,20 @@ class Layers(HelpOption, Command):
         return 0
 
 
-def layer_report(docker, image_ref, base_ref=None):
+def layer_report(daemon, image_ref, base_ref=None):
     """docker history of `image_ref`, its base's share, and the dangling images, as plain data."""
-    image = docker.inspect_image(image_ref)
+    image = daemon.inspect_image(image_ref)
     if image is None:
-        raise StepFailed("the engine %s has no image %s" % (docker.host, image_ref))
-    history = _history(docker, image_ref)
+        raise StepFailed("the engine %s has no image %s" % (daemon.host, image_ref))
+    history = _history(daemon, image_ref)
     if base_ref is None:  # the nearest tagged image below the top, as docker history lists it
         base_ref = next((entry["tags"][0] for entry in history[1:] if entry["tags"]), None)
-    base = docker.inspect_image(base_ref) if base_ref else None
+    base = daemon.inspect_image(base_ref) if base_ref else None
     if base_ref and base is None:
-        raise StepFailed("the engine %s has no base image %s" % (docker.host, base_ref))
+        raise StepFailed("the engine %s has no base image %s" % (daemon.host, base_ref))
     shared_entries = shared_layers = shared_size = 0
     if base is not None:
-        base_history = _history(docker, base["Id"])
+        base_history = _history(daemon, base["Id"])
         for mine, theirs in zip(reversed(history), reversed(base_history)):
             if (mine["created"], mine["created_by"], mine["size"]) != \
                     (theirs["created"], theirs["created_by"], theirs["size"]):
@@ -367,7 +371,7 @@ def layer_report(docker, image_ref, base_ref=None):
             sum(entry["size"] for entry in history[len(history) - shared_entries:])
     for index, entry in enumerate(history):
         entry["from_base"] = index >= len(history) - shared_entries
-    dangling = docker.images("list dangling images", filters={"dangling": True})
+    dangling = daemon.images("list dangling images", filters={"dangling": True})
     dangling = [{"id": d["Id"], "created": _iso(d["Created"]), "size": d["Size"]} for d in dangling]
     return {
         "image": image_ref, "id": image["Id"], "total_size": image["Size"],
@@ -380,10 +384,10 @@ def layer_report(docker, image_ref, base_ref=None):
     }
 
 
-def _history(docker, ref):
-    entries = docker.history("history of %s" % ref, ref)
+def _history(daemon, ref):
+    entries = daemon.history("history of %s" % ref, ref)
     if entries is None:
-        raise StepFailed("no image %s in the engine %s" % (ref, docker.host))
+        raise StepFailed("no image %s in the engine %s" % (ref, daemon.host))
     return [{"id": e["Id"] if e["Id"] != "<missing>" else None, "created": _iso(e["Created"]),
              "created_by": e.get("CreatedBy", ""), "size": e.get("Size", 0), "comment": e.get("Comment", ""),
              "tags": [t for t in (e.get("Tags") or []) if t != "<none>:<none>"]} for e in entries]
@@ -393,13 +397,9 @@ def _iso(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def human_size(size):
-    """Sizes as the docker CLI prints them: decimal units, 3 significant digits (476kB, 5.6MB)."""
-    size = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return "%.3g%s" % (size, unit)
-        size /= 1000
+def _cli_size(count):
+    """As `docker history` and `docker images` print a size: 476kB."""
+    return human_size(count, between="")
 
 
 def format_layers(report, truncate=True):
@@ -410,26 +410,26 @@ def format_layers(report, truncate=True):
     base = report["base"]
     lines = ["%s (%s): %d history entries, %d layers, %s" % (
         report["image"], report["id"][7:19], len(report["history"]), report["layers"],
-        human_size(report["total_size"])),
+        _cli_size(report["total_size"])),
         "%-12s  %-20s  %-45s  %8s  %s" % ("IMAGE", "CREATED", "CREATED BY", "SIZE", "")]
     for entry in report["history"]:
         lines.append("%-12s  %-20s  %-45s  %8s  %s" % (
             entry["id"][7:19] if entry["id"] else "<missing>", entry["created"], short(entry["created_by"]),
-            human_size(entry["size"]), "base" if entry["from_base"] else ""))
+            _cli_size(entry["size"]), "base" if entry["from_base"] else ""))
     if base:
         lines.append("total %s: %s own, %s shared with base %s (%d of %d entries, %d of %d layers)" % (
-            human_size(report["total_size"]), human_size(report["own_size"]), human_size(report["shared_size"]),
+            _cli_size(report["total_size"]), _cli_size(report["own_size"]), _cli_size(report["shared_size"]),
             base["image"], report["shared_entries"], len(report["history"]), report["shared_layers"],
             report["layers"]))
     else:
         lines.append("total %s; no base image found (imported, or pulled without its base; "
-                     "name one with --base)" % human_size(report["total_size"]))
+                     "name one with --base)" % _cli_size(report["total_size"]))
     lines.append("dangling images (<none>:<none>): %d, %s%s" % (
-        len(report["dangling"]), human_size(report["dangling_size"]),
+        len(report["dangling"]), _cli_size(report["dangling_size"]),
         "; `doit prune dry_run=true` shows what a prune would free" if report["dangling"] else ""))
     largest = sorted(report["dangling"], key=lambda item: -item["size"])
     for item in largest[:DANGLING_SHOWN]:
-        lines.append("  %-12s  %-20s  %8s" % (item["id"][7:19], item["created"], human_size(item["size"])))
+        lines.append("  %-12s  %-20s  %8s" % (item["id"][7:19], item["created"], _cli_size(item["size"])))
     if len(largest) > DANGLING_SHOWN:
         lines.append("  ... %d more (all of them in --json)" % (len(largest) - DANGLING_SHOWN))
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ import sys
 
 import doit
 
-from . import doit_internals, plan, ui, workers, workflow
+from . import doit_internals, doit_tasks, ui, workers, workflow
 from .report import Reporter
 
 ui.claim_output()  # this process is a doit run of ours: loguru's default stderr sink goes
@@ -55,7 +55,7 @@ os.makedirs(".dockflow", exist_ok=True)
 
 # Every `name=value` doit parsed from the command line, to refuse a misspelt one.
 _given = doit_internals.command_line_vars()
-_task_list = list(plan.task_dicts(os.getcwd(), override=doit.get_var, given=_given))  # cwd: dodo.py's folder
+_task_list = list(doit_tasks.task_dicts(os.getcwd(), override=doit.get_var, given=_given))  # cwd: dodo.py's folder
 # `doit` alone does every step but those that are never up to date (prune):
 # a bare `doit` must not delete anything.
 _default_tasks = [t["basename"] for t in _task_list if t["uptodate"] != [False]]
@@ -74,7 +74,7 @@ DOIT_CONFIG = {
 
 # `doit biuld_app`: doit's own "Invalid parameter" message, plus the step it likely meant.
 doit_internals.extend_invalid_command_text(
-    lambda name: workflow.did_you_mean(name, set(plan.loaded_steps()[0]) | workflow.DOIT_COMMANDS))
+    lambda name: workflow.did_you_mean(name, set(doit_tasks.loaded_steps()[0]) | workflow.DOIT_COMMANDS))
 
 
 def task_workflows():

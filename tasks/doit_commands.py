@@ -44,9 +44,9 @@ class HelpOption:
 
 def step_names():
     """The steps dodo.py gave doit in this process (none when it is not dockflow's)."""
-    from . import plan
+    from . import doit_tasks
 
-    return plan.loaded_steps()[0]
+    return doit_tasks.loaded_steps()[0]
 
 
 def refuse_unknown(name, tasks):

@@ -2,8 +2,9 @@
 
 Two doors to the same engine:
 - `Engine.inspect_image` is a single HTTP GET over the engine's socket with the
-  standard library. Up-to-date checks use it: the SDK costs ~110 ms to import,
-  and a no-op `doit build_app` must stay cheaper than a cached `docker build`.
+  standard library (the HTTP is tasks/http_wire.py's). Up-to-date checks use it: the
+  SDK costs ~110 ms to import, and a no-op `doit build_app` must stay cheaper than a
+  cached `docker build`.
 - `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
   tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
 - The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
@@ -12,7 +13,6 @@ Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from . import refs
+from . import http_wire, refs
 from .errors import EngineUnreachable, StepFailed
 from .runstate import RUN
 
@@ -127,8 +127,8 @@ def drop_all():
 def forget_all():
     """Every engine's inspect results of this process dropped: another process (a
     worker of doit -n N, another run) may have made those images since."""
-    for docker in RUN.engines.values():
-        docker.forget()
+    for daemon in RUN.engines.values():
+        daemon.forget()
 
 
 # One GET /images/json answers every later lookup of a run, but costs the engine time
@@ -158,10 +158,6 @@ _RAISE = object()  # Engine._sdk: no value stands for "not found"; raise
 _GONE = object()   # Engine._sdk's answer for "not found", where None is a success
 
 
-class _Closed(Exception):
-    """The daemon closed a kept-alive connection."""
-
-
 def _parse_address(host):
     """The engine address split as urllib does; StepFailed, in one line, for one that
     no engine could have (`tcp://[::1`, a port past 65535, an unknown scheme)."""
@@ -185,10 +181,9 @@ class Engine:
         self._client = None
         self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
         self.warming = False  # that thread was started
-        self._conn = None
-        self._conn_lock = threading.RLock()  # _get closes the socket it holds on failure
+        self._wire = http_wire.KeptAlive(lambda: self._connect(timeout=30))
         # Inspect results stay valid for this run until a step that makes the
-        # image is about to run (plan.py calls forget() then).
+        # image is about to run (doit_tasks.py calls forget() then).
         self._inspected = {}
         # Once inspects have taken LISTING_AFTER_SECONDS in one run, one GET /images/json
         # answers the rest (a 2,000-step workflow asks the engine once, not 2,000 times).
@@ -220,8 +215,7 @@ class Engine:
         if status == 404:
             return None
         if status != 200:
-            raise StepFailed("engine %s: inspect %s answered %d: %s"
-                             % (self.host, ref, status, _message(body)))
+            raise self._refused("inspect %s" % ref, status, body)
         return json.loads(body)
 
     def _inspect_sdk(self, ref, kind="images"):
@@ -283,7 +277,7 @@ class Engine:
                     raise self.failure("info", err) from None
                 return self._info
             if status != 200:
-                raise StepFailed("engine %s: info answered %d: %s" % (self.host, status, _message(body)))
+                raise self._refused("info", status, body)
             self._info = json.loads(body)
         return self._info
 
@@ -293,7 +287,7 @@ class Engine:
         try:
             status, body = self._get("/images/json?all=1")
             if status != 200:
-                raise StepFailed("engine %s: image list answered %d: %s" % (self.host, status, _message(body)))
+                raise self._refused("image list", status, body)
             image_ids = [image["Id"] for image in json.loads(body)]
         except _NeedsSdk:
             try:
@@ -358,12 +352,7 @@ class Engine:
             self.close()
 
     def close(self):
-        with self._conn_lock:
-            if self._conn is not None:
-                sock, reader = self._conn
-                reader.close()
-                sock.close()
-                self._conn = None
+        self._wire.close()
 
     def forget(self, ref=None):
         if ref is None:
@@ -374,36 +363,16 @@ class Engine:
             self._stale.add(refs.normalize(ref))
 
     def _get(self, path):
-        """(status, body) of GET `path`: plain HTTP/1.1 on a kept-alive socket.
-        Not http.client: importing it costs about 8 ms of every no-op run."""
-        request = ("GET %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n\r\n" % path).encode()
-        with self._conn_lock:  # one request at a time on the kept-alive socket (doit -P thread)
-            for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
-                try:
-                    reader = self._connection()
-                    self._conn[0].sendall(request)
-                    return self._response(reader)
-                except (_Closed, BrokenPipeError, ConnectionResetError):
-                    self.close()
-                    if attempt == 2:
-                        raise self.unreachable("the connection was closed") from None
-                except OSError as err:
-                    self.close()
-                    raise self.unreachable(err.strerror or str(err)) from None
+        """(status, body) of GET `path` on the kept-alive socket (tasks/http_wire.py)."""
+        try:
+            return self._wire.get(path)
+        except http_wire.Closed:
+            raise self.unreachable("the connection was closed") from None
+        except OSError as err:
+            raise self.unreachable(err.strerror or str(err)) from None
 
-    def _response(self, reader):
-        status, headers = _read_head(reader)
-        body = b"".join(_body_pieces(reader, headers))
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, body
-
-    def _connection(self):
-        """A buffered reader on the open socket (kept in self._conn)."""
-        if self._conn is None:
-            sock = self._connect(timeout=30)
-            self._conn = (sock, sock.makefile("rb"))
-        return self._conn[1]
+    def _refused(self, what, status, body):
+        return StepFailed("engine %s: %s answered %d: %s" % (self.host, what, status, http_wire.error_message(body)))
 
     def _connect(self, timeout):
         """A new socket to the engine; _NeedsSdk for schemes only the SDK speaks."""
@@ -473,28 +442,23 @@ class Engine:
             raise self.unreachable(err.strerror or str(err)) from None
 
     def _post_plain(self, what, sock, path, query, tar_file):
-        """POST the tar file to `path`; the decoded chunks of the JSON stream answered."""
+        """POST the tar file to `path`; the decoded chunks of the JSON stream answered.
+        The SDK is made ready in a thread once the tar is sent (see SEND_TIMEOUT)."""
         from . import warmup
 
-        size = os.fstat(tar_file.fileno()).st_size
-        request = ("POST %s?%s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n"
-                   "Content-Type: application/x-tar\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                   % (path, urllib.parse.urlencode(query, doseq=True), size))
+        return self._mapped(what, http_wire.post_tar(what, sock, path, query, tar_file,
+                                                     sent=lambda: warmup.start(self)))
+
+    def _exchange(self, what, sock, request, blocks=()):
+        """The pieces of the answer to one request on a socket of its own, its body
+        `blocks` (http_wire.exchange)."""
+        return self._mapped(what, http_wire.exchange(what, sock, request, blocks=blocks))
+
+    def _mapped(self, what, answer):
+        """The items of `answer`, its wire errors as EngineUnreachable naming `what`."""
         try:
-            with sock, sock.makefile("rb") as reader:
-                try:
-                    sock.sendall(request.encode())
-                    sock.sendfile(tar_file, 0, size)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the engine answered before reading it all: its answer says why
-                sock.settimeout(None)  # see SEND_TIMEOUT
-                warmup.start(self)
-                status, headers = _read_head(reader)
-                pieces = _body_pieces(reader, headers, closing=True)
-                if status != 200:
-                    raise StepFailed("%s: %s" % (what, _message(b"".join(pieces))))
-                yield from _json_stream(what, pieces)
-        except _Closed:
+            yield from answer
+        except http_wire.Closed:
             raise EngineUnreachable("%s: the engine closed the connection before its answer ended (did dockerd "
                                     "stop?)" % what) from None
         except OSError as err:
@@ -550,12 +514,21 @@ class Engine:
                                             auth_config=auth_config))
 
     def save(self, what: str, ref: str, chunk_size: int) -> Iterator[bytes]:
-        """The bytes of `docker save REF`, chunk by chunk."""
-        return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))
+        """The bytes of `docker save REF`, chunk by chunk. Over the socket where it can
+        (as build): a save and load of an app then never imports the SDK (0.15 to 0.27 s)."""
+        sock = self._work_socket()
+        if sock is None:
+            return self._stream(what, self._sdk(what, "get_image", ref, chunk_size=chunk_size))
+        request = "GET /images/%s/get HTTP/1.1\r\n" % urllib.parse.quote(ref, safe="")
+        return http_wire.rechunked(self._exchange(what, sock, request), chunk_size)
 
     def load(self, what: str, blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         """POST the tar `blocks` to /images/load; the decoded chunks answered."""
-        return self._stream(what, self._sdk(what, "load_image", blocks))
+        sock = self._work_socket()
+        if sock is None:
+            return self._stream(what, self._sdk(what, "load_image", blocks))
+        request = "POST /images/load HTTP/1.1\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n"
+        return http_wire.json_stream(what, self._exchange(what, sock, request, http_wire.chunked(blocks)))
 
     def remove_image(self, what: str, ref: str, force: bool = False) -> list[dict[str, str]] | None:
         """The engine's list of what it untagged and deleted, or None when it has no such image."""
@@ -685,65 +658,6 @@ def chain_ids(diff_ids):
     return chains
 
 
-def _read_head(reader):
-    """(status, headers) of an HTTP/1.1 answer."""
-    status_line = reader.readline()
-    try:
-        status = int(status_line.split()[1])
-    except (IndexError, ValueError):
-        raise _Closed() from None  # nothing, or not an HTTP answer
-    headers = {}
-    for line in iter(reader.readline, b"\r\n"):
-        if not line:
-            raise _Closed()
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
-
-
-def _body_pieces(reader, headers, closing=False):
-    """The answer's body as it arrives: chunk by chunk, or all of a sized body. An
-    unsized one lasts until the engine closes the connection, if it is `closing`
-    (asked to with Connection: close), else it is empty (a kept-alive 204, say)."""
-    if headers.get("transfer-encoding", "").lower() != "chunked":
-        if "content-length" in headers:
-            yield reader.read(int(headers["content-length"]))
-        elif closing or headers.get("connection", "").lower() == "close":
-            yield reader.read()
-        return
-    while True:
-        line = reader.readline()
-        if not line:
-            raise _Closed()
-        size = int(line.split(b";")[0], 16)
-        if size == 0:
-            while reader.readline() not in (b"\r\n", b""):
-                pass  # trailers
-            return
-        yield reader.read(size)
-        reader.readline()
-
-
-def _json_stream(what, pieces):
-    """The JSON objects of a stream whose pieces may hold several, or part of one."""
-    decoder, text = json.JSONDecoder(), codecs.getincrementaldecoder("utf-8")("replace")
-    buffer = ""
-    for piece in pieces:
-        buffer += text.decode(piece)
-        while True:
-            buffer = buffer.lstrip()
-            if not buffer:
-                break
-            try:
-                chunk, end = decoder.raw_decode(buffer)
-            except ValueError:
-                break  # the rest of this object is in the next piece
-            yield chunk
-            buffer = buffer[end:]
-    if buffer.strip():
-        raise StepFailed("%s: the engine's answer ended inside a JSON object: %r" % (what, buffer[:200]))
-
-
 _BUILD_OPTIONS = {"tag", "dockerfile", "target", "buildargs", "labels", "cache_from", "pull", "rm", "forcerm"}
 
 
@@ -794,13 +708,6 @@ def stream_error(chunk):
     if "error" not in chunk and "errorDetail" not in chunk:
         return None
     return ((chunk.get("errorDetail") or {}).get("message") or chunk.get("error") or "").strip()
-
-
-def _message(body):
-    try:
-        return json.loads(body).get("message", "")
-    except ValueError:
-        return body[:200].decode(errors="replace")
 
 
 def _reason(err):

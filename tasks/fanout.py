@@ -18,6 +18,26 @@ def targets(step):
     return list(hosts) if hosts else [engine.host_for(step)]
 
 
+def connect_ahead(steps):
+    """Start opening the ssh tunnels to the ssh:// engines of `steps` (the steps a run is
+    about to check), each in a thread of its own (ssh.open_ahead): the handshakes then
+    overlap the run's first steps. A run that saves an image and loads it into three
+    hosts spent 0.4 to 0.7 s on them after the save; now beside it. A tunnel that
+    cannot be opened is tried again by the step that asks for it, which reports why.
+    A run whose earlier step fails has connected for nothing: its tunnels close at exit."""
+    from . import ssh
+
+    for step in steps:
+        try:
+            hosts = targets(step)
+        except StepFailed:
+            continue  # an engine setting it cannot read: the step's check says so
+        for host in hosts:
+            if host.startswith("ssh://"):
+                ssh.open_ahead(host, step.get("ssh"), step.workflow.base_dir,
+                               step.get("remote_socket", engine.DEFAULT_REMOTE_SOCKET))
+
+
 def problems(step):
     """docker_host beside docker_hosts, and a target listed twice (its two loads would
     race on one engine)."""

@@ -49,12 +49,25 @@ def cached_sha256(path, cache_dir, saved_stats=None):
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
     known = _known_tars(cache_dir)
-    if name not in (saved_stats or {}) and path in known:
-        saved_stats = {name: known[path]}
+    if not _describes(path, (saved_stats or {}).get(name)):
+        # No record of the step's own, or one of an older file (a previous run's tar):
+        # the record of the step that wrote this one spares reading it again. That step
+        # may have run in another process since this one read the records (save in a
+        # worker of doit -n N): they are read again rather than the tar.
+        if not _describes(path, known.get(path)):
+            RUN.tars.pop(_tar_hashes_path(cache_dir), None)
+            known = _known_tars(cache_dir)
+        if path in known:
+            saved_stats = {name: known[path]}
     _, stats = files_digest(folder, [name], saved_stats)
     if stats[name] != (saved_stats or {}).get(name):  # learnt now: the other steps may use it
         _remember_tar(cache_dir, path, stats[name])
     return stats[name][4], stats
+
+
+def _describes(path, entry):
+    """Is `entry` (stats as files_digest keeps them) the record of the file at `path` now?"""
+    return isinstance(entry, list) and entry[:4] == stat_key(os.lstat(path))
 
 
 def known_sha256(path, sha256, cache_dir):

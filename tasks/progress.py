@@ -34,9 +34,16 @@ def bytes_bar(description, total=None):
         yield _Bar(progress, progress.add_task(description, total=total))
 
 
-def human(count):
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (count, unit)
-        count /= 1024.0
+def human_size(count, between=" "):
+    """A byte count as the docker CLI prints sizes: decimal units, 3 significant digits
+    (476 kB, 5.6 MB, 105 MB). between="" gives the CLI's own `476kB`, for tables read
+    beside `docker history`. Unlike the CLI, 999,999 bytes is 1 MB, not 1e+03kB."""
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if float("%.3g" % size) < 1000:
+            return "%.3g%s%s" % (size, between, unit)
+        size /= 1000
+    return "%.3g%sTB" % (size, between)
+
+
+human = human_size  # the name tasks/steps/load.py and transfer.py still import

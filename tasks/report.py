@@ -10,7 +10,7 @@ import time
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from . import plan, ui, workers
+from . import doit_tasks, fanout, ui, workers
 
 
 class Reporter(ConsoleReporter):
@@ -21,14 +21,17 @@ class Reporter(ConsoleReporter):
         self._started = {}  # step name -> (time.monotonic() when it started, why it runs)
 
     def initialize(self, tasks, selected_tasks):
-        ui.align_names(workers.needed(selected_tasks, {name: task.task_dep for name, task in tasks.items()}))
+        needed = workers.needed(selected_tasks, {name: task.task_dep for name, task in tasks.items()})
+        ui.align_names(needed)
+        steps = doit_tasks.loaded_project().steps
+        fanout.connect_ahead([steps[name] for name in needed if name in steps])
 
     def execute_task(self, task):
         super().execute_task(task)
         self.outstream.flush()  # before the step's own lines, which a worker writes unbuffered
-        reason = plan.reason_of(task.name)
+        reason = doit_tasks.reason_of(task.name)
         self._started[task.name] = (time.monotonic(), reason)
-        workers.watch(plan.loaded_project().dir)
+        workers.watch(doit_tasks.loaded_project().dir)
         if ui.logs_wanted():
             ui.step_event(task.name, "started", "started" + (": " + reason if reason else ""), reason=reason)
 

@@ -1,5 +1,5 @@
 """How a build request is sent without the SDK (tasks/engine.py), in pure logic: the
-daemon's JSON stream read back whole, and when the SDK must send it instead."""
+daemon's answer read back whole over a socket, and when the SDK must send it instead."""
 import json
 
 import pytest
@@ -11,18 +11,6 @@ from tasks import engine, warmup
 def no_sdk_warmup(monkeypatch):
     """The fake answers below serve one request: no SDK client is made beside it."""
     monkeypatch.setattr(warmup, "start", lambda engine: None)
-
-
-def test_the_build_stream_is_read_whole_objects_at_a_time():
-    """The daemon's JSON stream arrives in pieces that split objects or hold several."""
-    pieces = [b'{"stream": "Step 1/2 : FROM x\\n"}\r\n{"str', b'eam": " ---> abc\\n"}', b'\n{"aux": {"ID": "sha256:1"}}']
-    assert list(engine._json_stream("x: build of y", iter(pieces))) == [
-        {"stream": "Step 1/2 : FROM x\n"}, {"stream": " ---> abc\n"}, {"aux": {"ID": "sha256:1"}}]
-
-
-def test_a_stream_cut_inside_an_object_is_an_error():
-    with pytest.raises(engine.StepFailed, match="ended inside a JSON object"):
-        list(engine._json_stream("x: build of y", iter([b'{"stream": "Step 1/2'])))
 
 
 @pytest.mark.parametrize("where, config, sdk_needed", [
@@ -50,8 +38,9 @@ def test_the_sdk_sends_builds_whose_docker_config_it_must_read(tmp_path, monkeyp
 
 class FakeAnswer:
     """A unix socket that reads one request (head and sized body) and writes `answer`,
-    a list of bytes and pauses (seconds): the HTTP reading of engine.py, tested apart
-    from any engine (tests/steps/test_build.py builds on a real one)."""
+    a list of bytes and pauses (seconds): the build request engine.py sends over the
+    socket, tested apart from any engine (tests/steps/test_build.py builds on a real
+    one; tests/test_http_wire.py reads canned answers without a socket)."""
 
     def __init__(self, folder, answer):
         import socket

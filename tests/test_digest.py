@@ -210,11 +210,13 @@ def test_changed_files_ignores_stats_that_do_not_reach_the_build():
     (0o100644, 0o100755, True),   # made executable
     (0o100755, 0o100744, True),   # no longer executable by its group and others
     (0o100644, 0o100645, True),   # executable by others only
+    (0o100644, 0o100600, True),   # no longer readable by others: COPY keeps that too
+    (0o100644, 0o100664, True),   # writable by its group
     (0o100666, 0o100666, False),  # the same mode
 ])
-def test_changed_files_names_a_file_whose_executable_bits_changed(old_mode, new_mode, changed):
+def test_changed_files_names_a_file_whose_permission_bits_changed(old_mode, new_mode, changed):
     assert digest.changed_files({"run.sh": entry("c", old_mode)}, {"run.sh": entry("c", new_mode)}) == \
-        (["run.sh"] if changed else [])
+        (["run.sh (mode %o -> %o)" % (old_mode & 0o7777, new_mode & 0o7777)] if changed else [])
 
 
 def test_changed_files_shortens_a_long_list():
@@ -253,12 +255,19 @@ def test_the_digest_follows_the_executable_bits(tmp_path, hashed, new_mode):
     assert after != before
 
 
-@pytest.mark.xfail(reason="bug (digest.py keeps only mode & 0o111): Docker's builder copies the read "
-                          "and write bits too (test_a_permission_change_reaches_the_image), so a chmod 600 "
-                          "leaves a stale image with the file still readable by all", strict=True)
 def test_the_digest_follows_the_permission_bits_docker_copies(tmp_path, hashed):
+    """Docker's builder copies the read and write bits too (test_a_permission_change_reaches_
+    the_image): a chmod 600 must not leave a stale image with the file readable by all."""
     before, after = digest_after_chmod(tmp_path, 0o600)
     assert after != before
+
+
+def test_an_executable_with_the_usual_bits_keeps_the_digest_earlier_releases_saved(tmp_path, hashed):
+    """rwxr-xr-x digests as before read/write bits counted: no rebuild after an upgrade."""
+    (tmp_path / "run.sh").write_bytes(b"echo hi\n")
+    os.chmod(tmp_path / "run.sh", 0o755)
+    old_way = "sha256:" + hashlib.sha256(b"run.sh\x00111\x00%s\n" % sha(b"echo hi\n").encode()).hexdigest()
+    assert digest.files_digest(str(tmp_path), ["run.sh"])[0] == old_way
 
 
 def test_a_symlink_is_digested_as_its_target_name_not_read(tmp_path, hashed):

@@ -71,3 +71,23 @@ def test_an_interrupted_run_stops_the_streams_at_their_next_block():
     stopping.set()
     with pytest.raises(fanout.Stopped):
         next(blocks)
+
+
+def test_a_run_starts_opening_the_tunnels_of_its_ssh_engines_at_once(monkeypatch):
+    """Each ssh:// target, with its step's ssh options and remote socket; nothing for
+    other engines. The tunnels then open beside the run's first step (tasks/ssh.py)."""
+    from tasks import ssh
+
+    opened = []
+    monkeypatch.setattr(ssh, "open_ahead", lambda *args: opened.append(args))
+    workflow = type("Workflow", (), {"base_dir": "/project/workflows"})
+    load = Step(docker_hosts=["ssh://a", "unix:///var/run/docker.sock", "ssh://deploy@b:2222"],
+                ssh={"identity_file": "id"}, remote_socket="/run/docker.sock")
+    build = Step("build", docker_host="ssh://builder")
+    local = Step("save", docker_host="unix:///var/run/docker.sock")
+    for step in (load, build, local):
+        step.workflow = workflow
+    fanout.connect_ahead([load, build, local])
+    assert opened == [("ssh://a", {"identity_file": "id"}, "/project/workflows", "/run/docker.sock"),
+                      ("ssh://deploy@b:2222", {"identity_file": "id"}, "/project/workflows", "/run/docker.sock"),
+                      ("ssh://builder", None, "/project/workflows", "/var/run/docker.sock")]

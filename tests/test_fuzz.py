@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tasks import dockerignore, files, imagetar, plan, refs, workflow
+from tasks import dockerignore, files, imagetar, project_checks, refs, workflow
 from tasks.errors import StepFailed, WorkflowError
 from tasks.schedule import CronExpression
 from tests.conftest import REPO
@@ -122,11 +122,11 @@ def assert_one_line_each(problems):
 
 
 def load_bounded(root, override=None, given_values=None):
-    """plan.checked_steps on the project, as `doit list` does, with its peak memory:
+    """project_checks.checked_steps on the project, as `doit list` does, with its peak memory:
     (steps or None, problems)."""
     tracemalloc.start()
     try:
-        return plan.checked_steps(root, override, given_values), []
+        return project_checks.checked_steps(root, override, given_values), []
     except WorkflowError as err:
         return None, err.problems
     finally:

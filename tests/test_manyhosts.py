@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tasks import plan
+from tasks import project_checks
 from tasks.errors import WorkflowError
 from tests.support.hostb import ssh_fields
 from tests.support.shipping import build_app, copy_image, save_and_load, tar_image_id
@@ -31,7 +31,7 @@ def test_docker_host_beside_docker_hosts_or_a_target_twice_is_a_definition_error
             docker_hosts: [ssh://a, "ssh://b", ssh://a]
         """)
     with pytest.raises(WorkflowError) as caught:
-        plan.checked_steps(".")
+        project_checks.checked_steps(".")
     assert caught.value.problems == [
         "workflows/lab.yaml:7:5: steps.load.docker_hosts: docker_host and docker_hosts are both set: list every "
         "target in docker_hosts",
@@ -48,7 +48,7 @@ def test_a_build_from_an_image_made_on_another_engine_names_both_steps(proj):
           app_on_builder: {kind: build, context: lab/app, image: "lab/app:2", docker_host: "ssh://root@builder"}
         """)
     with pytest.raises(WorkflowError) as caught:
-        plan.checked_steps(".")
+        project_checks.checked_steps(".")
     assert caught.value.problems == [
         "workflows/lab.yaml:4:3: steps.build_app: reads image lab/base:1 from the engine "
         "unix:///nonexistent/docker.sock, but step 'build_base' (workflows/lab.yaml:3:3: steps.build_base) makes "
@@ -72,7 +72,7 @@ def test_a_pull_reads_the_registry_and_a_load_a_file_not_an_engine(proj):
             parallel: 2
         vars: {host_a: a}
         """)
-    all_steps, deps = plan.checked_steps(".")
+    all_steps, deps = project_checks.checked_steps(".")
     assert deps["pull"] == ["push"] and deps["load"] == ["save"]
 
 

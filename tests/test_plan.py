@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from tasks import plan
+from tasks import project_checks
 from tasks.errors import WorkflowError
 
 
@@ -19,7 +19,7 @@ def proj(tmp_path, monkeypatch):
             path.write_text(textwrap.dedent(text))
 
         def deps(self):
-            return plan.dependencies(plan.load(str(tmp_path)))
+            return project_checks.dependencies(project_checks.load(str(tmp_path)))
 
         def problems(self):
             with pytest.raises(WorkflowError) as caught:
@@ -90,7 +90,7 @@ def test_names_unique_across_files(proj):
     proj.write("workflows/a.yaml", "steps:\n  tag: {kind: tag, source: x, tags: [y]}\n")
     proj.write("workflows/b.yaml", "\nsteps:\n  tag: {kind: tag, source: x, tags: [z]}\n")
     with pytest.raises(WorkflowError) as caught:
-        plan.load(".")
+        project_checks.load(".")
     assert caught.value.problems == [
         "workflows/b.yaml:3:3: steps.tag: step 'tag' is also defined at workflows/a.yaml:2:3: steps.tag; "
         "step names are doit task names and must be unique across workflows/"]
@@ -154,7 +154,7 @@ def test_pushing_an_image_under_its_own_name_is_no_second_maker(proj):
           a: {kind: tag, source: x, tags: [lab/app], docker_host: "${prod_a}"}
           b: {kind: tag, source: x, tags: [lab/app], docker_host: "${prod_b}"}
         """)
-    all_steps, deps = plan.checked_steps(".")  # no WorkflowError
+    all_steps, deps = project_checks.checked_steps(".")  # no WorkflowError
     assert deps["push"] == ["tag"]
 
 
@@ -166,12 +166,12 @@ def test_a_command_line_variable_no_workflow_declares_is_refused(proj):
           tag: {kind: tag, source: x, tags: ["lab/app:${version}"]}
         """)
     with pytest.raises(WorkflowError) as caught:
-        plan.checked_steps(".", given={"versoin": "2.0.0", "version": "2.0.0", "dry_run": "true"})
+        project_checks.checked_steps(".", given={"versoin": "2.0.0", "version": "2.0.0", "dry_run": "true"})
     assert caught.value.problems == [
         "command line: versoin=2.0.0: no workflow declares a variable 'versoin' (did you mean 'version'?) "
         "(variables: build_cache, containers, dangling, dry_run, keep_label, keep_last, keep_versions, labels, "
         "not_labels, older_than, scope, unused, version)"]  # prune's policy fields are switches too
-    plan.checked_steps(".", given={"version": "2.0.0", "dry_run": "true"})  # no WorkflowError
+    project_checks.checked_steps(".", given={"version": "2.0.0", "dry_run": "true"})  # no WorkflowError
 
 
 def test_every_definition_error_at_once_in_line_order(proj):
@@ -203,7 +203,7 @@ def test_every_definition_error_at_once_in_line_order(proj):
           copy: {kind: copy_out, source: x/app, path: relative, target: out}
         """)
     with pytest.raises(WorkflowError) as caught:
-        plan.checked_steps(".")
+        project_checks.checked_steps(".")
     assert caught.value.problems == [
         "workflows/flow.yaml:4:5: steps.build_base.context: 'nowhere' is not a folder",
         "workflows/flow.yaml:7:5: steps.build_app.kind: 'biuld' is not a step kind (did you mean 'build'?); "
@@ -225,5 +225,5 @@ def test_a_file_whose_own_shape_is_wrong_still_stops_at_its_schema_errors(proj):
           build_base: {kind: build, context: nowhere, image: x/base}
         """)
     with pytest.raises(WorkflowError) as caught:
-        plan.checked_steps(".")
+        project_checks.checked_steps(".")
     assert [p.split(": ")[0] for p in caught.value.problems] == ["workflows/flow.yaml:1:1"]

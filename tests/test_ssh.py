@@ -10,6 +10,7 @@ import pytest
 
 from tasks import ssh
 from tasks.errors import StepFailed
+from tasks.runstate import RUN
 
 
 def test_options_follow_the_step_ssh_field(tmp_path):
@@ -146,8 +147,8 @@ def tunnels(monkeypatch):
     closed = []
     monkeypatch.setattr(ssh.atexit, "register", lambda *args: closed.append(args))
     yield FakeTunnel
-    for close, process, folder in closed:  # what atexit would do: the tunnel's folder goes
-        close(process, folder)
+    for close, *args in closed:  # what atexit would do: the tunnel's ssh and folder go
+        close(*args)
 
 
 def test_a_tunnel_forwards_a_local_socket_to_the_remote_engine_socket(tunnels, tmp_path):
@@ -179,3 +180,52 @@ def test_a_tunnel_that_cannot_connect_says_why_in_ssh_words(tunnels, tmp_path):
 def test_an_address_without_a_host_is_refused(tunnels, tmp_path):
     with pytest.raises(StepFailed, match="'ssh:///var/run/docker.sock': not an ssh://"):
         ssh.tunnel("ssh:///var/run/docker.sock", None, str(tmp_path), "/var/run/docker.sock")
+
+
+def test_a_tunnel_opened_ahead_is_the_one_the_step_gets(tunnels, tmp_path):
+    ssh.open_ahead("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")
+    ssh.open_ahead("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")  # already on its way
+    address = ssh.tunnel("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")
+    assert len(tunnels.started) == 1
+    assert address == "unix://" + tunnels.started[0][tunnels.started[0].index("-L") + 1].split(":")[0]
+
+
+def test_a_tunnel_that_failed_ahead_is_opened_again_when_asked_for(tunnels, tmp_path):
+    tunnels.fails = "hostb: Connection refused\n"
+    ssh.open_ahead("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")
+    (ahead,) = RUN.tunnels.values()
+    ahead.opened.wait()  # it failed before any step asked for it
+    tunnels.fails = None  # the host is back when the step asks
+    assert ssh.tunnel("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock").startswith("unix://")
+    assert len(tunnels.started) == 2
+
+
+def test_a_step_waits_for_a_tunnel_being_opened_and_takes_its_failure():
+    """Not a second ssh beside it: the answer it waited for is as fresh as a new one."""
+    being_opened = ssh._Tunnel()
+    assert being_opened.worth_waiting_for()
+    being_opened.error = StepFailed("ssh to hostb for the engine at ssh://hostb failed: Connection refused")
+    being_opened.opened.set()
+    assert not being_opened.worth_waiting_for()  # the next step to ask opens a new one
+    with pytest.raises(StepFailed, match="Connection refused"):
+        being_opened.address_or_error()
+
+
+def test_a_forked_worker_opens_its_own_tunnel(tunnels, tmp_path, monkeypatch):
+    """A worker of doit -n N is a fork: the thread opening the tunnel, and the ssh
+    process's parent, are doit's process, not the worker."""
+    first = ssh.tunnel("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")
+    monkeypatch.setattr(ssh.os, "getpid", lambda: -1)
+    assert ssh.tunnel("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock") != first
+    assert len(tunnels.started) == 2
+
+
+def test_no_ssh_starts_once_the_run_has_closed_its_tunnels(tunnels, tmp_path):
+    """At exit, a tunnel still being opened ahead is closed first: its thread must not
+    start an ssh that would outlive the run."""
+    ending = ssh._Tunnel()
+    ending.close()
+    ending.open("ssh://hostb", None, str(tmp_path), "/var/run/docker.sock")
+    with pytest.raises(StepFailed, match="the run is ending"):
+        ending.address_or_error()
+    assert tunnels.started == []

@@ -16,8 +16,8 @@ RUN_ONLY = ["tasks.registry_api", "tasks.imagetar", "tasks.progress", "shlex"]
 PROBE = """
 import json, os, sys
 os.chdir(sys.argv[1])
-from tasks import plan
-tasks = list(plan.task_dicts(sys.argv[1]))
+from tasks import doit_tasks
+tasks = list(doit_tasks.task_dicts(sys.argv[1]))
 print(json.dumps(sorted(set(sys.modules))))
 """
 

@@ -8,7 +8,8 @@ the contract.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar, cast
 
 from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 
@@ -44,17 +45,22 @@ def command_line_switches():
     return {name for kind in STEP_KINDS for name in module_for(kind).COMMAND_LINE_SWITCHES}
 
 
-class Verdict:
+# A kind's memo: the TypedDict its check() fills and its run() reads (each kind's module
+# names its own, e.g. tag.TagMemo); Verdict[Any] where a kind has none.
+Memo = TypeVar("Memo", bound=Mapping[str, Any])
+
+
+class Verdict(Generic[Memo]):
     """The answer of a check: up to date or not, why, and what the check learned
     (`memo`) so that run() need not ask again."""
 
     __slots__ = ("current", "reason", "memo", "error")
 
-    def __init__(self, current: bool, reason: str = "", memo: dict[str, Any] | None = None,
+    def __init__(self, current: bool, reason: str = "", memo: Memo | None = None,
                  error: Exception | None = None) -> None:
         self.current = current
         self.reason = reason
-        self.memo: dict[str, Any] = memo or {}
+        self.memo: Memo = memo or cast(Memo, {})
         self.error = error
 
 

@@ -16,15 +16,33 @@ cache_from images, rebuilds the step's own layers and makes a new id, so such a 
 keeps its digest in the `io.dockflow.inputs` label; an image whose label matches is
 up to date whatever doit's state holds.
 """
+from __future__ import annotations
+
 import itertools
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 from .. import dockerignore, engine, ui
 from ..digest import changed_files, files_digest, value_digest
 from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems, remove_container
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class _BuildInputs(TypedDict):
+        input_digest: str
+        files: dict[str, Any]  # files_digest's stats, recorded for the next check
+        bases: dict[str, str | None]  # FROM image -> its id in the engine (None: not there)
+        definition_digest: str
+        relpaths: list[str]  # the context's files and folders, sent as hashed
+
+    class BuildMemo(_BuildInputs, total=False):
+        image_id: str  # the engine's image, set where only its tags are missing: no build
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -111,11 +129,11 @@ def parse_from_lines(text, build_args):
     return bases
 
 
-def check(step, saved):
-    docker = engine.for_step(step)
+def check(step: Step, saved: dict[str, Any]) -> Verdict[BuildMemo]:
+    daemon = engine.for_step(step)
     context = step.path("context")
     inside = _dockerfile_in_context(step)
-    folders = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
+    folders: list[str] = []  # sent as entries of their own, as `docker build` sends them: an empty one, a folder's mode
     files = dockerignore.context_files(context, always=tuple(p for p in (inside, ".dockerignore") if p),
                                        folders=folders)
     relpaths = sorted(files + folders)
@@ -124,19 +142,19 @@ def check(step, saved):
     hashed = relpaths if inside else relpaths + [os.path.relpath(dockerfile_path(step), context)]
     context_digest, file_stats = files_digest(context, hashed, saved.get("files"),
                                                hash_file=step.workflow.project.hash_file(step.name))
-    bases = {ref: docker.image_id(ref) for ref in base_images(step)}
+    bases = {ref: daemon.image_id(ref) for ref in base_images(step)}
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"definition": definition_digest, "context": context_digest, "bases": bases})
-    memo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
+    memo: BuildMemo = {"input_digest": input_digest, "files": file_stats, "bases": bases,
             "definition_digest": definition_digest, "relpaths": relpaths}
     image_ref = step.get("image")
-    image = docker.image_summary(image_ref)
+    image = daemon.image_summary(image_ref)
     if image is None:
         return Verdict(False, "building %s: the engine has no such image" % image_ref, memo)
     recorded = saved.get("image_id") == image["Id"] and saved.get("input_digest") == input_digest
     if not recorded and image["Labels"].get(INPUTS_LABEL) != input_digest:
         return Verdict(False, "rebuilding %s: %s" % (image_ref, why_changed(saved, memo, image["Id"])), memo)
-    missing = [t for t in step.get("tags", []) if docker.image_id(t) != image["Id"]]
+    missing = [t for t in step.get("tags", []) if daemon.image_id(t) != image["Id"]]
     if missing:
         memo["image_id"] = image["Id"]
         return Verdict(False, "tagging %s as %s" % (image_ref, ", ".join(missing)), memo)
@@ -164,18 +182,18 @@ def why_changed(saved, memo, engine_image_id):
     return "; ".join(reasons) or "its inputs differ from those recorded"
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[BuildMemo]) -> dict[str, Any]:
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
-    image_id = memo.get("image_id") or _build(step, docker, image_ref, memo)
+    image_id = memo.get("image_id") or _build(step, daemon, image_ref, memo)
     for extra in step.get("tags", []):
-        docker.tag("%s: tag %s" % (step.name, extra), image_id, extra)
+        daemon.tag("%s: tag %s" % (step.name, extra), image_id, extra)
     return {"image_id": image_id, "input_digest": memo["input_digest"], "files": memo["files"],
             "bases": memo["bases"], "definition_digest": memo["definition_digest"]}
 
 
-def _build(step, docker, image_ref, memo):
+def _build(step, daemon, image_ref, memo):
     import tempfile  # here, not at the top: the no-op path never packs a tar
     missing_bases = [ref for ref, image_id in memo["bases"].items() if image_id is None]
     if missing_bases and not step.get("pull"):
@@ -192,9 +210,9 @@ def _build(step, docker, image_ref, memo):
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
         what = "%s: build of %s from %s" % (step.name, image_ref, os.path.relpath(dockerfile_path(step)))
-        image_id = _follow_build(step, image_ref, docker.build(what, context_tar, **options), docker)
-    docker.forget(image_ref)
-    return image_id or docker.image_id(image_ref)
+        image_id = _follow_build(step, image_ref, daemon.build(what, context_tar, **options), daemon)
+    daemon.forget(image_ref)
+    return image_id or daemon.image_id(image_ref)
 
 
 def _pack_context(step, relpaths, handle):
@@ -211,7 +229,7 @@ def _pack_context(step, relpaths, handle):
     return dockerfile
 
 
-def _follow_build(step, image_ref, chunks, docker):
+def _follow_build(step, image_ref, chunks, daemon):
     """Show the build's output live; StepFailed with the failing instruction and
     the last lines if it fails; the new image's id."""
     lines, current_instruction, image_id, running = [], None, None, None
@@ -234,7 +252,7 @@ def _follow_build(step, image_ref, chunks, docker):
         # Ctrl-C, or the reader of our output gone: the legacy builder lets a RUN go on
         # to its end after its client leaves, so its container is removed here.
         if running:
-            remove_container(docker, running)
+            remove_container(daemon, running)
         raise
     return image_id
 

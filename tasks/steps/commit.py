@@ -12,13 +12,26 @@ Up to date when the engine has the image and its `io.dockflow.inputs` label equa
 the digest of (source image id + command + step definition): a rebuilt source
 image, or an edited command, commits again.
 """
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, refs, ui
 from ..digest import value_digest
 from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
 from . import Verdict, contract, create_container, image_ref_problems, remove_container, source_changes, source_image_id
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class CommitMemo(TypedDict):
+        source_id: str
+        input_digest: str
+        definition_digest: str
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -43,15 +56,15 @@ def problems(step):
     return found
 
 
-def check(step, saved):
-    docker = engine.for_step(step)
+def check(step: Step, saved: dict[str, Any]) -> Verdict[CommitMemo]:
+    daemon = engine.for_step(step)
     source_id = source_image_id(step)
     definition_digest = value_digest(step.expanded_definition())
     input_digest = value_digest({"source": source_id, "command": step.get("command"),
                                  "definition": definition_digest})
-    memo = {"source_id": source_id, "input_digest": input_digest, "definition_digest": definition_digest}
+    memo: CommitMemo = {"source_id": source_id, "input_digest": input_digest, "definition_digest": definition_digest}
     image_ref = step.get("image")
-    labels = docker.image_labels(image_ref)
+    labels = daemon.image_labels(image_ref)
     if labels is None:
         return Verdict(False, "committing %s: the engine has no such image" % image_ref, memo)
     if labels.get(INPUTS_LABEL) != input_digest:
@@ -66,7 +79,7 @@ def _why_changed(step, saved, memo):
     return "; ".join(reasons) or "the image's label does not match its inputs (made elsewhere?)"
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[CommitMemo]) -> dict[str, Any]:
     memo = verdict.memo
     daemon = engine.for_step(step)
     image_ref = step.get("image")

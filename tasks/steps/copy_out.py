@@ -21,7 +21,10 @@ target folder is refused. Device files and fifos are left out, with a warning.
 Up to date when the source image's id and the step's definition are those of the
 last successful copy (doit's saved values) and the target exists.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, ui
 from ..digest import value_digest
@@ -30,6 +33,15 @@ from ..files import atomic_writer
 from ..labels import PROJECT_LABEL, RUN_LABEL, TEMPORARY_LABEL
 from . import (Verdict, contract, create_container, image_ref_problems,
                process_is_gone, remove_container, run_is_gone, source_changes, source_image_id)
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class CopyOutMemo(TypedDict):
+        source_id: str
+        definition_digest: str
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -54,10 +66,10 @@ def problems(step):
     return found
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[CopyOutMemo]:
     source = step.get("source")
     source_id = source_image_id(step)
-    memo = {"source_id": source_id, "definition_digest": value_digest(step.expanded_definition())}
+    memo: CopyOutMemo = {"source_id": source_id, "definition_digest": value_digest(step.expanded_definition())}
     what = "copying %s out of %s to %s" % (step.get("path"), source, os.path.relpath(step.path("target")))
     if not os.path.lexists(step.path("target")):
         return Verdict(False, "%s: the target does not exist" % what, memo)
@@ -69,20 +81,20 @@ def check(step, saved):
     return Verdict(True, memo=memo)
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[CopyOutMemo]) -> dict[str, Any]:
     import tarfile  # here and below, not at the top: loading the workflows must stay cheap
     import tempfile
 
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     target = step.path("target")
-    _sweep_killed_runs(step, docker, target)
+    _sweep_killed_runs(step, daemon, target)
     # never started: the command need not exist in the image, but an image
     # without CMD (FROM scratch) cannot be created without one
-    container = create_container(step, docker, memo["source_id"], ["dockflow-copy-out"])
+    container = create_container(step, daemon, memo["source_id"], ["dockflow-copy-out"])
     try:
         with tempfile.TemporaryFile() as archive:
-            kind = _fetch(step, docker, container, step.get("path"), archive)
+            kind = _fetch(step, daemon, container, step.get("path"), archive)
             archive.seek(0)
             with tarfile.open(fileobj=archive) as tar:
                 if kind == "file":
@@ -90,15 +102,15 @@ def run(step, verdict):
                 else:
                     _write_folder(step, tar, target)
     finally:
-        remove_container(docker, container)
+        remove_container(daemon, container)
     ui.say(step.name, "copied %s:%s to %s" % (step.get("source"), step.get("path"), os.path.relpath(target)))
     return {"source_id": memo["source_id"], "definition_digest": memo["definition_digest"]}
 
 
-def _fetch(step, docker, container, path, archive):
+def _fetch(step, daemon, container, path, archive):
     """Write the tar of `path` (symlinks followed) into `archive`; "file" or "folder"."""
     for _ in range(MAX_LINKS):
-        found = docker.get_archive("%s: copy %s out of %s" % (step.name, path, step.get("source")), container, path)
+        found = daemon.get_archive("%s: copy %s out of %s" % (step.name, path, step.get("source")), container, path)
         if found is None:
             raise StepFailed("%s: %s is not in image %s (nothing copied)"
                              % (step.where("path"), path, step.get("source")))
@@ -117,7 +129,7 @@ def _fetch(step, docker, container, path, archive):
                                                                           step.get("source")))
 
 
-def _sweep_killed_runs(step, docker, target):
+def _sweep_killed_runs(step, daemon, target):
     """What runs of this step killed half way left: their temporary containers (by
     label) and their unpacked folders beside the target (.NAME.partial-PID-*, and
     .NAME.old-PID, the copy being replaced). A live run's are left alone."""
@@ -125,11 +137,11 @@ def _sweep_killed_runs(step, docker, target):
     import shutil
 
     mine = ["%s=%s" % (TEMPORARY_LABEL, step.name), "%s=%s" % (PROJECT_LABEL, step.workflow.project.dir)]
-    left = docker.containers("%s: list the temporary containers of earlier runs" % step.name,
+    left = daemon.containers("%s: list the temporary containers of earlier runs" % step.name,
                              all=True, filters={"label": mine})
     for container in left:
         if run_is_gone((container.get("Labels") or {}).get(RUN_LABEL)):
-            remove_container(docker, container["Id"])
+            remove_container(daemon, container["Id"])
     folder, name = os.path.split(target)
     for kind in ("partial", "old"):
         for leftover in glob.glob(os.path.join(glob.escape(folder), ".%s.%s-*" % (glob.escape(name), kind))):

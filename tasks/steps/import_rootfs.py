@@ -6,13 +6,25 @@ symlinks listed in the step (`files`, `symlinks`): the lab's busybox base is
 owners, no times) in a temp file and imported with the inputs' digest as a label.
 Up to date when the engine has the image with that label.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, refs, ui
 from ..digest import files_digest, value_digest
 from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class ImportMemo(TypedDict):
+        input_digest: str
+        stats: dict[str, Any]  # files_digest's stats, recorded for the next check
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -89,12 +101,12 @@ def _tree(root):
     return sorted(found)
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[ImportMemo]:
     missing = missing_sources(step)
     if missing:
         raise StepFailed("; ".join(missing))
     digest, stats = input_digest(step, saved)
-    memo = {"input_digest": digest, "stats": stats}
+    memo: ImportMemo = {"input_digest": digest, "stats": stats}
     image_ref = step.get("image")
     labels = engine.for_step(step).image_labels(image_ref)
     if labels is None:
@@ -104,10 +116,10 @@ def check(step, saved):
     return Verdict(True, memo=memo)
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[ImportMemo]) -> dict[str, Any]:
     import tempfile  # here, not at the top: the no-op path never packs a tar
     memo = verdict.memo
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     image_ref = step.get("image")
     repository, tag = refs.split_tag(image_ref)
     changes = list(step.get("changes", [])) + ['LABEL %s="%s"' % (INPUTS_LABEL, memo["input_digest"])]
@@ -120,9 +132,9 @@ def run(step, verdict):
         except OSError as err:
             raise StepFailed("%s: cannot read %s: %s" % (step.name, tar_path, err.strerror or err)) from None
         with rootfs_tar:
-            docker.import_image("%s: import of %s" % (step.name, image_ref), rootfs_tar, repository, tag, changes)
-    docker.forget(image_ref)
-    image_id = docker.image_id(image_ref)
+            daemon.import_image("%s: import of %s" % (step.name, image_ref), rootfs_tar, repository, tag, changes)
+    daemon.forget(image_ref)
+    image_id = daemon.image_id(image_ref)
     if image_id is None:
         raise StepFailed("%s: the engine accepted the import but has no image %s" % (step.name, image_ref))
     return {"image_id": image_id, "input_digest": memo["input_digest"], "stats": memo["stats"]}

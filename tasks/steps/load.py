@@ -153,7 +153,7 @@ def _blocks(tar_path, plan):
 
 def _load(step, plan, wanted, blocks):
     """Send one target its blocks, confirm its image ids, and say so in one line."""
-    from ..progress import human
+    from ..progress import human_size
 
     daemon = plan["daemon"]
     started = time.monotonic()
@@ -167,7 +167,7 @@ def _load(step, plan, wanted, blocks):
                 step.name, ref, daemon.host, now and now[7:19], image_ids[0][7:19], "; ".join(lines[-3:])))
     shipped, full_size, layers = plan["shipped"], plan["full_size"], plan["layers"]
     ui.say(step.name, "loaded %s into %s: shipped %s of %s (%.2f%%), %d of %d layers, in %.1f s%s" % (
-        ", ".join(ref for ref, _ in wanted), daemon.host, human(shipped), human(full_size),
+        ", ".join(ref for ref, _ in wanted), daemon.host, human_size(shipped), human_size(full_size),
         100.0 * shipped / max(full_size, 1), layers - len(plan["skip"]), layers, seconds,
         "; whole tar: " + plan["why_full"] if plan["why_full"] else ""))
 

@@ -136,15 +136,15 @@ def _command_line_problems(step):
 
 
 def run(step, verdict):
-    docker = engine.for_step(step)
+    daemon = engine.for_step(step)
     dry_run = is_dry_run(step)
-    survey = Survey(step, docker)
+    survey = Survey(step, daemon)
     selection = survey.decide()
-    report = selection.report(dry_run=True) if dry_run else _carry_out(step, docker, survey, selection)
-    _tell(step, docker, report, dry_run)
+    report = selection.report(dry_run=True) if dry_run else _carry_out(step, daemon, survey, selection)
+    _tell(step, daemon, report, dry_run)
     if report["failures"]:
         raise StepFailed("%s: prune on %s: %s (what the other parts removed is in the record above)"
-                         % (step.name, docker.host, "; ".join(report["failures"])))
+                         % (step.name, daemon.host, "; ".join(report["failures"])))
     return {"dry_run": dry_run, "bytes": report["bytes"], "removed": len(report["images"])
             + len(report["tags"]) + len(report["containers"])}
 
@@ -224,14 +224,14 @@ def version_order(version):
 class Survey:
     """One look at the engine: images, containers, and what the workflows name."""
 
-    def __init__(self, step, docker):
+    def __init__(self, step, daemon):
         self.step = step
-        self.docker = docker
+        self.daemon = daemon
         self.policy = Policy(step)
         self.project_dir = step.workflow.project.dir
-        what = "%s: prune on %s: list the" % (step.name, docker.host)
-        self.images = {image["Id"]: image for image in docker.images(what + " images", all=True)}
-        self.containers = docker.containers(what + " containers", all=True)
+        what = "%s: prune on %s: list the" % (step.name, daemon.host)
+        self.images = {image["Id"]: image for image in daemon.images(what + " images", all=True)}
+        self.containers = daemon.containers(what + " containers", all=True)
         self.children = {}
         for image in self.images.values():
             if image.get("ParentId"):
@@ -239,7 +239,7 @@ class Survey:
         self.named, self.read = self._named_images(step.workflow.project.steps)
         self.named_ids = {}
         for ref in self.named:
-            image_id = docker.image_id(ref)
+            image_id = daemon.image_id(ref)
             if image_id:
                 self.named_ids.setdefault(image_id, ref)
         self._lineage_roots = None
@@ -338,7 +338,7 @@ class Survey:
         """Is this image one the workflows name (made or read), or built on one of them
         (its layers begin with all of that image's layers)?"""
         if self._lineage_roots is None:
-            root_ids = {self.docker.image_id(ref) for ref in self.named | self.read}
+            root_ids = {self.daemon.image_id(ref) for ref in self.named | self.read}
             self._lineage_roots = [tuple(self.chains(i)) for i in root_ids if i and i in self.images]
             self._lineage_roots = [chain for chain in self._lineage_roots if chain]
         chain = tuple(self.chains(image_id))
@@ -354,6 +354,9 @@ class Survey:
         for tag in _tags(image):
             if refs.normalize(tag) in self.named:
                 return "a workflow names it as an output (%s)" % tag
+        for tag in _tags(image):
+            if refs.normalize(tag) in self.read:  # gone, the next build fails (offline: for good)
+                return "a workflow builds on it (%s: a FROM or cache_from)" % tag
         users = self.users.get(image["Id"], [])
         running = [c for c in users if c.get("State") == "running"]
         if running:
@@ -391,7 +394,7 @@ class Survey:
         """The chain ids of an image's layers, bottom first (as the engine names layers)."""
         from .. import imagetar  # here, not at the top: loading the workflows never reads layers
 
-        inspected = self.docker.inspect_image(image_id) or {}
+        inspected = self.daemon.inspect_image(image_id) or {}
         return imagetar.chain_ids((inspected.get("RootFS") or {}).get("Layers") or [])
 
     def layer_bytes(self, freed, image_ids):
@@ -472,9 +475,9 @@ class Selection:
         freed_layers = self.freed_layers if freed_layers is None else freed_layers
         image_bytes, exact = survey.layer_bytes(freed_layers, list(survey.images))
         if container_bytes is None:
-            container_bytes = sum(c.get("SizeRw") or 0 for c in self._sized_containers())
+            container_bytes = sum(c.get("SizeRw") or 0 for c in self.sized_containers())
         if cache_bytes is None:
-            cache_bytes = _reclaimable_cache(survey.docker) if survey.policy.build_cache else 0
+            cache_bytes = _reclaimable_cache(survey.daemon) if survey.policy.build_cache else 0
         staying = [{"what": what, "why": why[1], "count": count, "text": _stays_sentence(what, why, count)}
                    for (what, why), count in self.staying.items()]
         return {
@@ -499,11 +502,12 @@ class Selection:
             "failures": list(self.failures),
         }
 
-    def _sized_containers(self):
+    def sized_containers(self):
+        """The chosen stopped containers as the engine lists them with their sizes (SizeRw)."""
         if not self.containers:
             return []
         wanted = {c["Id"] for c in self.containers}
-        listed = self.survey.docker.containers(
+        listed = self.survey.daemon.containers(
             "sizes of the stopped containers", all=True, size=True,
             filters={"label": "%s=%s" % (PROJECT_LABEL, self.survey.project_dir)})
         return [c for c in listed if c["Id"] in wanted]
@@ -517,26 +521,26 @@ def _stays_sentence(what, why, count):
     return "%d %ss %s and stay" % (count, what, plural)
 
 
-def _carry_out(step, docker, survey, selection):
+def _carry_out(step, daemon, survey, selection):
     """Remove what the selection says, part by part; count what the engine says it deleted.
     A part that fails is named in selection.failures and the others still run and count."""
-    container_bytes = _attempt(selection, docker, "sizes of the stopped containers",
-                               lambda: sum(c.get("SizeRw") or 0 for c in selection._sized_containers()), 0)
-    selection.containers = _attempt(selection, docker, "stopped containers",
-                                    lambda: _remove_containers(step, docker, selection), [])
+    container_bytes = _attempt(selection, daemon, "sizes of the stopped containers",
+                               lambda: sum(c.get("SizeRw") or 0 for c in selection.sized_containers()), 0)
+    selection.containers = _attempt(selection, daemon, "stopped containers",
+                                    lambda: _remove_containers(step, daemon, selection), [])
     deleted = set()
-    _attempt(selection, docker, "images", lambda: _remove_images(step, docker, selection, deleted))
+    _attempt(selection, daemon, "images", lambda: _remove_images(step, daemon, selection, deleted))
     cache_bytes = 0
     if survey.policy.build_cache:
-        cache_bytes = _attempt(selection, docker, "build cache",
-                               lambda: _prune_build_cache(docker, survey.policy), 0)
+        cache_bytes = _attempt(selection, daemon, "build cache",
+                               lambda: _prune_build_cache(daemon, survey.policy), 0)
     all_layers = {layer for image_id in survey.images for layer in survey.chains(image_id)}
     return selection.report(dry_run=False, freed_layers=deleted & all_layers,
                             deleted_ids=deleted & set(survey.images),
                             container_bytes=container_bytes if selection.containers else 0, cache_bytes=cache_bytes)
 
 
-def _attempt(selection, docker, part, work, failed_value=None):
+def _attempt(selection, daemon, part, work, failed_value=None):
     """work()'s value; on an engine error, the part is named in selection.failures."""
     try:
         return work()
@@ -545,11 +549,11 @@ def _attempt(selection, docker, part, work, failed_value=None):
         return failed_value
 
 
-def _remove_containers(step, docker, selection):
+def _remove_containers(step, daemon, selection):
     removed = []
     for container in selection.containers:
         try:
-            if docker.remove_container("remove container", container["Id"], force=False):
+            if daemon.remove_container("remove container", container["Id"], force=False):
                 removed.append(container)
         except EngineUnreachable:
             raise
@@ -563,7 +567,7 @@ def _engine_words(err):
     return str(err).split(": ", 1)[-1].strip()
 
 
-def _remove_images(step, docker, selection, deleted):
+def _remove_images(step, daemon, selection, deleted):
     """Remove the selection's images and tags; `deleted` gathers the ids and layers the
     engine says it deleted, and the selection keeps only what went (also when this fails
     half way)."""
@@ -575,7 +579,7 @@ def _remove_images(step, docker, selection, deleted):
     try:
         for target, image, whole in work:
             try:
-                answer = docker.remove_image("remove image", target) or []  # None: gone already
+                answer = daemon.remove_image("remove image", target) or []  # None: gone already
             except EngineUnreachable:
                 raise
             except StepFailed as err:
@@ -592,18 +596,20 @@ def _remove_images(step, docker, selection, deleted):
         selection.tags = done_tags
 
 
-def _prune_build_cache(docker, policy):
+def _prune_build_cache(daemon, policy):
     """Bytes the engine freed. Its `until` filter takes a Go duration only (72h, not 3d)."""
     filters = {"until": "%ds" % policy.age} if policy.age is not None else None
-    return docker.prune_build_cache("prune the build cache", filters)
+    return daemon.prune_build_cache("prune the build cache", filters)
 
 
-def _reclaimable_cache(docker):
-    usage = docker.disk_usage("disk usage")
+def _reclaimable_cache(daemon):
+    usage = daemon.disk_usage("disk usage")
     return sum(entry.get("Size") or 0 for entry in usage.get("BuildCache") or [] if not entry.get("InUse"))
 
 
-def _tell(step, docker, report, dry_run):
+def _tell(step, daemon, report, dry_run):
+    from ..progress import human_size  # run only: a no-op imports every step module
+
     verb = "would remove" if dry_run else "removed"
     if dry_run and report["engine_wide"]:
         ui.say(step.name, "%s images are chosen engine-wide, not only this project's (as `docker image prune`); "
@@ -628,16 +634,16 @@ def _tell(step, docker, report, dry_run):
                "image with all its layers); layers are shared, with each other and with images that stay, so "
                "counted once and without what stays they %s %s"
                % ("1 image" if count == 1 else "%d images" % count, "s" if count == 1 else "",
-                  _human(report["listed_bytes"]), "would free" if dry_run else "freed",
-                  _human(report["image_bytes"])))
+                  human_size(report["listed_bytes"]), "would free" if dry_run else "freed",
+                  human_size(report["image_bytes"])))
     for failure in report["failures"]:
         ui.warn(step.name, "failed: %s" % failure)
     approx = "" if report["exact"] else " at least"
     ui.say(step.name, "%s: %s%s %s (%d bytes: images %d, containers %d, build cache %d)"
            % ("dry run, nothing removed" if dry_run else "done",
-              "would free" if dry_run else "reclaimed", approx, _human(report["bytes"]), report["bytes"],
+              "would free" if dry_run else "reclaimed", approx, human_size(report["bytes"]), report["bytes"],
               report["image_bytes"], report["container_bytes"], report["build_cache_bytes"]))
-    ui.record(dict(report, event="dockflow.prune", step=step.name, engine=docker.host, dry_run=dry_run,
+    ui.record(dict(report, event="dockflow.prune", step=step.name, engine=daemon.host, dry_run=dry_run,
                    time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
 
 
@@ -656,10 +662,3 @@ def _container_name(container):
 
 def _short(ref):
     return ref[7:19] if ref.startswith("sha256:") else ref
-
-
-def _human(count):
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (count, unit)
-        count /= 1000.0

@@ -13,11 +13,25 @@ Credentials: the environment variables named by username_env/password_env go to
 each engine with the request (X-Registry-Auth), as push sends them; without them
 the SDK sends what `docker login` stored. Never on a command line, never logged.
 """
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, fanout, refs, ui
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class PullMemo(TypedDict):
+        hosts: list[str]
+        # host -> (the registry's digest, None) where it lacks it, or (None, why it could not be
+        # asked); the digest is Any: mypy cannot see that it is a str wherever the error is None
+        pending: dict[str, tuple[Any, Exception | None]]
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -42,18 +56,18 @@ def problems(step):
     return found
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[PullMemo]:
     image_ref = step.get("image")
     auth_config = _auth_config(step)
     hosts = fanout.targets(step)
     answers = fanout.each(step, hosts, lambda host, _stopping: _state_on(step, host, image_ref, auth_config))
     if len(hosts) == 1 and answers[hosts[0]][1]:
         raise answers[hosts[0]][1]
-    pending = {}  # host -> (the registry's digest, None) where it lacks it, or (None, why it could not be asked)
+    pending: dict[str, tuple[Any, Exception | None]] = {}  # as PullMemo's
     for host, (answer, error) in answers.items():
         if error or not answer[1]:
             pending[host] = (answer[0] if answer else None, error)
-    memo = {"hosts": hosts, "pending": pending}
+    memo: PullMemo = {"hosts": hosts, "pending": pending}
     if not pending:
         return Verdict(True, memo=memo)
     return Verdict(False, "pulling %s: %s" % (image_ref, "; ".join(
@@ -88,7 +102,7 @@ def _auth_config(step):
     return {"username": username, "password": password}
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[PullMemo]) -> dict[str, Any]:
     memo = verdict.memo
     image_ref = step.get("image")
     auth_config = _auth_config(step)
@@ -109,7 +123,7 @@ def run(step, verdict):
 
 def _pull(step, host, image_ref, auth_config, stopping):
     """docker pull on the engine at `host`; the digest it now carries. Says so in one line."""
-    from ..progress import human
+    from ..progress import human_size
 
     daemon = engine.for_step(step, host)
     what = "%s: pull of %s on %s" % (step.name, image_ref, daemon.host)
@@ -126,7 +140,7 @@ def _pull(step, host, image_ref, auth_config, stopping):
         raise StepFailed("%s: after the pull, %s on %s does not carry the registry's digest %s" % (
             step.name, image_ref, daemon.host, reader.digest or "(the engine named none)"))
     ui.say(step.name, "pulled %s into %s: fetched %d layer%s (%s), %d already there, in %.1f s (%s)" % (
-        image_ref, daemon.host, reader.fetched(), "s" * (reader.fetched() != 1), human(reader.fetched_bytes()),
+        image_ref, daemon.host, reader.fetched(), "s" * (reader.fetched() != 1), human_size(reader.fetched_bytes()),
         reader.present(), seconds, reader.digest[:19]))
     return reader.digest
 

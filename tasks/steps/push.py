@@ -15,12 +15,28 @@ is retried `retries` times with a doubling delay; refused credentials never are.
 Credentials: the environment variables named by username_env/password_env, else
 Docker's credential store (docker login). They are never logged.
 """
+from __future__ import annotations
+
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, refs, ui
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class _PushedImage(TypedDict):
+        image_id: str | None
+
+    class PushMemo(_PushedImage, total=False):
+        unreachable: str  # why the registry did not answer: run() waits for it
+        registry_digest: str  # what the registry holds under the tag now
+        digest: str  # the same, where it is this image
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -94,13 +110,13 @@ def _stored_credentials(registry):
     return None
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[PushMemo]:
     from ..registry_api import RegistryUnreachable
 
     daemon = engine.for_step(step)
     image_ref = step.get("image")
     image = daemon.inspect_image(image_ref)
-    memo = {"image_id": (image or {}).get("Id")}
+    memo: PushMemo = {"image_id": (image or {}).get("Id")}
     try:
         return _compare(step, daemon, image, memo)
     except RegistryUnreachable as err:
@@ -158,7 +174,7 @@ def _registry_digest(step, daemon):
     return digest, (manifest.get("config") or {}).get("digest")
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[PushMemo]) -> dict[str, Any]:
     from ..registry_api import RegistryUnreachable
 
     memo = verdict.memo
@@ -270,4 +286,4 @@ class _Progress:
         pushed = sum(1 for status in self.layers.values() if status == "Pushed")
         present = sum(1 for status in self.layers.values() if "exists" in status.lower())
         return "%d layer%s pushed (%s), %d already there" % (pushed, "s" * (pushed != 1),
-                                                             progress.human(sum(self.sent.values())), present)
+                                                             progress.human_size(sum(self.sent.values())), present)

@@ -13,9 +13,12 @@ answers (401 counts when auth is on). A changed definition re-creates the contai
 the volume keeps the data. A container of that name that dockflow did not make is
 never touched. run() waits, bounded by `wait_seconds`, until /v2/ answers.
 """
+from __future__ import annotations
+
 import os
 import time
 import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, ui
 from ..digest import value_digest
@@ -23,6 +26,19 @@ from ..errors import StepFailed
 from ..files import sha256_file
 from ..labels import REGISTRY_IMAGE_LABEL, REGISTRY_LABEL
 from . import Verdict, contract, image_ref_problems, remove_container
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class _WantedRegistry(TypedDict):
+        definition: dict[str, Any]
+        digest: str  # value_digest of the definition, the container's label
+
+    class RegistryMemo(_WantedRegistry, total=False):
+        container_id: str  # the container of that name, where there is one
+        recreate: bool  # it was made from another definition
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -104,14 +120,14 @@ def definition(step, image_id):
     }
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[RegistryMemo]:
     daemon = engine.for_step(step)
     image_id = daemon.image_id(image_ref(step))
     if image_id is None:
         raise StepFailed("%s: image %s is not in the engine %s (the lab's registry_image step makes it)"
                          % (step.where("image"), image_ref(step), daemon.host))
     wanted = definition(step, image_id)
-    memo = {"definition": wanted, "digest": value_digest(wanted)}
+    memo: RegistryMemo = {"definition": wanted, "digest": value_digest(wanted)}
     name = container_name(step)
     container = daemon.inspect_container(name)
     if container is None:
@@ -144,7 +160,7 @@ def _answers(step, wanted):
     return status == 200 or (status == 401 and "REGISTRY_AUTH" in wanted["environment"])
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[RegistryMemo]) -> dict[str, Any]:
     memo = verdict.memo
     daemon = engine.for_step(step)
     wanted, name = memo["definition"], container_name(step)

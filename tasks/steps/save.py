@@ -7,13 +7,28 @@ Up to date when the tar and its checksum file are there and agree, and the tar
 holds the image id the engine has now. The tar's sha256 is remembered with its
 size, ctime, inode and mode, so a no-op run does not read the tar again.
 """
+from __future__ import annotations
+
 import hashlib
 import os
+from typing import TYPE_CHECKING, Any
 
 from .. import engine, ui
 from ..errors import StepFailed
 from ..files import atomic_writer
 from . import Verdict, contract, image_ref_problems
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class _SavedImage(TypedDict):
+        image_id: str
+
+    class SaveMemo(_SavedImage, total=False):
+        sha256: str  # of the tar, where it is up to date
+        files: dict[str, Any]
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -38,7 +53,7 @@ def problems(step):
     return image_ref_problems(step, "image")
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[SaveMemo]:
     from .. import imagetar
 
     daemon = engine.for_step(step)
@@ -47,7 +62,7 @@ def check(step, saved):
     if image_id is None:
         raise StepFailed("%s: image %s is not in the engine %s (no step builds or tags it?)"
                          % (step.where("image"), image_ref, daemon.host))
-    memo = {"image_id": image_id}
+    memo: SaveMemo = {"image_id": image_id}
     shown = os.path.relpath(tar_path)
     if not os.path.isfile(tar_path):
         return Verdict(False, "saving %s (%s) to %s: no such file yet" % (image_ref, image_id[7:19], shown), memo)
@@ -64,7 +79,8 @@ def check(step, saved):
     if image_id not in tar_ids:
         return Verdict(False, "saving %s again: it is now %s, %s holds %s"
                        % (image_ref, image_id[7:19], shown, ", ".join(i[7:19] for i in tar_ids)), memo)
-    return Verdict(True, memo=dict(memo, sha256=sha256, files=stats))
+    memo["sha256"], memo["files"] = sha256, stats
+    return Verdict(True, memo=memo)
 
 
 class _Hashing:
@@ -84,11 +100,11 @@ class _Hashing:
         self.handle.flush()
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[SaveMemo]) -> dict[str, Any]:
     import gzip  # here, not at the top: the no-op path never compresses
 
     from .. import imagetar
-    from ..progress import bytes_bar, human
+    from ..progress import bytes_bar, human_size
 
     memo = verdict.memo
     daemon = engine.for_step(step)
@@ -104,7 +120,7 @@ def run(step, verdict):
                 out.write(chunk)
                 read += len(chunk)
                 bar.advance(len(chunk))
-            if out is not hashing:
+            if isinstance(out, gzip.GzipFile):
                 out.close()  # writes the gzip trailer; the file itself stays open
         sha256 = hashing.digest.hexdigest()
         imagetar.write_sidecar(tar_path, sha256)
@@ -112,7 +128,7 @@ def run(step, verdict):
         raise StepFailed("%s: cannot write %s: %s" % (step.name, tar_path, err.strerror or err)) from None
     stats = imagetar.known_sha256(tar_path, sha256, step.workflow.project.cache_dir)
     ui.say(step.name, "saved %s (%s) to %s: %s%s, sha256 %s" % (
-        image_ref, memo["image_id"][7:19], os.path.relpath(tar_path), human(hashing.size),
-        " (gzip of %s)" % human(read) if step.get("gzip") else "", sha256[:12]))
+        image_ref, memo["image_id"][7:19], os.path.relpath(tar_path), human_size(hashing.size),
+        " (gzip of %s)" % human_size(read) if step.get("gzip") else "", sha256[:12]))
     return {"image_id": memo["image_id"], "sha256": sha256, "files": stats, "size": hashing.size}
 

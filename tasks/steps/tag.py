@@ -6,9 +6,23 @@ silently change); `latest` may move, with a warning that it is a moving target, 
 so may the tags listed in `moving` (the lab's git-commit tag: edit, build and tag
 again before committing, and it names the newest build), with a note of the move.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .. import engine, refs, ui
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems, source_image_id
+
+if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
+    from typing import TypedDict
+
+    from ..workflow import Step
+
+    class TagMemo(TypedDict):
+        """What check() learned for run()."""
+        source_id: str
+        to_tag: dict[str, str | None]  # ref -> the image it names now (None: a new name)
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -31,11 +45,11 @@ def problems(step):
                     for index, ref in enumerate(step.get("moving", [])) if ref not in tags]
 
 
-def check(step, saved):
+def check(step: Step, saved: dict[str, Any]) -> Verdict[TagMemo]:
     daemon = engine.for_step(step)
     source = step.get("source")
     source_id = source_image_id(step)
-    to_tag = {}  # ref -> the image it names now (None: a new name)
+    to_tag: dict[str, str | None] = {}
     for ref in step.get("tags"):
         current_id = daemon.image_id(ref)
         if current_id == source_id:
@@ -47,13 +61,13 @@ def check(step, saved):
                 "bump the version or set force: true" % (step.where("tags"), ref, current_id[7:19],
                                                         source, source_id[7:19]))
         to_tag[ref] = current_id
-    memo = {"source_id": source_id, "to_tag": to_tag}
+    memo: TagMemo = {"source_id": source_id, "to_tag": to_tag}
     if not to_tag:
         return Verdict(True, memo=memo)
     return Verdict(False, "tagging %s (%s) as %s" % (source, source_id[7:19], ", ".join(to_tag)), memo)
 
 
-def run(step, verdict):
+def run(step: Step, verdict: Verdict[TagMemo]) -> dict[str, Any]:
     memo = verdict.memo
     daemon = engine.for_step(step)
     for ref, previous_id in memo["to_tag"].items():

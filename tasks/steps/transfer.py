@@ -167,7 +167,7 @@ def run(step, verdict):
 
 def _copy(step, tar_path, size, sha256, final, remote):
     """Copy the tar to one destination and say so in one line; a local copy's file stats."""
-    from ..progress import human
+    from ..progress import human_size
 
     started = time.monotonic()
     stats = None
@@ -176,7 +176,7 @@ def _copy(step, tar_path, size, sha256, final, remote):
     else:
         _copy_remote(step, tar_path, remote, final, sha256)
     ui.say(step.name, "copied %s to %s: %s in %.1f s, sha256 checked there" % (
-        os.path.basename(tar_path), _shown(final, remote), human(size), time.monotonic() - started))
+        os.path.basename(tar_path), _shown(final, remote), human_size(size), time.monotonic() - started))
     return stats
 
 

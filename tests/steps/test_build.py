@@ -73,6 +73,20 @@ def test_changed_content_rebuilds_only_that_image_and_says_why(project, names, b
     assert "rebuilding %s/app: changed: data.txt" % names in again.output
 
 
+def test_a_file_made_private_rebuilds_and_says_its_mode(project, names, busybox_image, docker_cli):
+    """COPY keeps read and write bits: after chmod 600 the image must not keep the file
+    readable by all (tests/test_digest.py: test_a_permission_change_reaches_the_image)."""
+    chain(project, names, busybox_image)
+    os.chmod(project.path("app/data.txt"), 0o644)
+    assert project.doit("build_app").returncode == 0
+    os.chmod(project.path("app/data.txt"), 0o600)
+    again = project.doit("build_app")
+    assert again.returncode == 0, again.output
+    assert "rebuilding %s/app: changed: data.txt (mode 644 -> 600)" % names in again.output
+    mode = docker_cli("run", "--rm", names + "/app", "/bin/busybox", "stat", "-c", "%a", "/app/data.txt")
+    assert mode.strip() == "600"
+
+
 def test_ignored_file_rebuilds_nothing(project, names, busybox_image):
     chain(project, names, busybox_image)
     assert project.doit("build_app").returncode == 0

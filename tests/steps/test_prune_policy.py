@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tasks import imagetar, plan, refs, ui
+from tasks import doit_tasks, imagetar, refs, ui
 from tasks.errors import StepFailed, WorkflowError
 from tasks.steps import Verdict, prune
 
@@ -105,8 +105,8 @@ def project(tmp_path, monkeypatch):
               build_app: {kind: build, context: app, image: lab/app}
               prune: %s
             """) % json.dumps(spec))
-        list(plan.task_dicts(str(tmp_path), override=command_line.get, given=command_line))
-        return plan.loaded_project().steps["prune"]
+        list(doit_tasks.task_dicts(str(tmp_path), override=command_line.get, given=command_line))
+        return doit_tasks.loaded_project().steps["prune"]
     return load
 
 
@@ -156,9 +156,18 @@ def test_unused_spares_an_image_with_a_version_tag(project):
     images = [BASE, APP, image("rel", ["lab/rel:1.0.0", "lab/rel:x"], layers=("base", "rel")),
               image("tmp", ["lab/tmp:x"], layers=("base", "tmp"))]
     report = decide(project({"unused": True, "dangling": False}), images)
-    assert [i["tags"] for i in report["images"]] == [["lab/base:1"], ["lab/tmp:x"]]  # lab/app: an output
+    assert [i["tags"] for i in report["images"]] == [["lab/tmp:x"]]  # lab/app: an output; lab/base:1 its FROM
     assert {tuple(i["tags"]): i["reason"] for i in report["spared"]}[("lab/rel:1.0.0", "lab/rel:x")] == \
         "it has the version tag lab/rel:1.0.0 (only keep_versions removes version tags)"
+
+
+def test_unused_spares_the_base_image_a_build_reads(project):
+    """No step makes lab/base:1, but build_app's Dockerfile says FROM it: removed, the next
+    build would fail (with no registry to pull it back from, for good)."""
+    report = decide(project({"unused": True, "dangling": False}), [BASE, APP])
+    assert report["images"] == []
+    assert {tuple(i["tags"]): i["reason"] for i in report["spared"]}[("lab/base:1",)] == \
+        "a workflow builds on it (lab/base:1: a FROM or cache_from)"
 
 
 def test_what_the_filters_leave_is_said_plainly(project):

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from tasks import daemon, engine
+from tasks import dockerd_launch, engine
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -69,4 +69,4 @@ def start_dockerd(state_dir, socket_path=DEFAULT_SOCKET, netns=None, extra_args=
     argv = ["--data-root", os.path.join(state_dir, "data"), "--exec-root", os.path.join(state_dir, "exec"),
             "--pidfile", os.path.join(state_dir, "dockerd.pid"), "-H", host, *extra_args]
     log_path = os.path.join(state_dir, "dockerd.log")
-    return StartedDaemon(host, daemon.start(argv, log_path, lambda: answers(host), netns=netns), log_path)
+    return StartedDaemon(host, dockerd_launch.start(argv, log_path, lambda: answers(host), netns=netns), log_path)

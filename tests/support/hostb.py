@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks import daemon
+from tasks import dockerd_launch
 from tests.support import dockerd
 
 LAB_NETWORK = "10.231.0.0/16"
@@ -101,8 +101,8 @@ class HostB:
     def _remove_leftover(self):
         """A killed test run leaves its namespaces and veths behind (a machine's session
         ends; SIGKILL): one of this name, with no dockerd in it, is such a leftover."""
-        if os.path.exists(os.path.join(daemon.NETNS_DIR, self.netns)):
-            if daemon.dockerd_runs_in(self.netns):
+        if os.path.exists(os.path.join(dockerd_launch.NETNS_DIR, self.netns)):
+            if dockerd_launch.dockerd_runs_in(self.netns):
                 raise RuntimeError("network namespace %s is in use by a running dockerd" % self.netns)
             self._remove_links()
 

@@ -1,5 +1,5 @@
 """A dockerd that was killed leaves its containers plugged into docker0; the next one
-must still publish ports (tasks/daemon.py). Played in a network namespace of its own,
+must still publish ports (tasks/dockerd_launch.py). Played in a network namespace of its own,
 so the engine of the test run and its docker0 are never touched."""
 import os
 import signal
@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from tasks import daemon
+from tasks import dockerd_launch
 from tests.support import dockerd
 from tests.support.registry import free_port
 
@@ -36,7 +36,7 @@ class Namespace:
     def __enter__(self):
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)  # a killed run's leftover
         subprocess.run(["ip", "netns", "add", self.name], check=True)
-        subprocess.run(daemon.in_netns(self.name, ["ip", "link", "set", "lo", "up"]), check=True)
+        subprocess.run(dockerd_launch.in_netns(self.name, ["ip", "link", "set", "lo", "up"]), check=True)
         return self
 
     def engine(self, label):
@@ -51,7 +51,7 @@ class Namespace:
         return started, cli
 
     def fetch(self, port):
-        return subprocess.run(daemon.in_netns(self.name, [sys.executable, "-c", FETCH, str(port)]),
+        return subprocess.run(dockerd_launch.in_netns(self.name, [sys.executable, "-c", FETCH, str(port)]),
                               capture_output=True, text=True, check=True).stdout.strip()
 
     def __exit__(self, *exc):
@@ -112,17 +112,17 @@ def test_a_published_port_works_after_a_killed_engine(tmp_path_factory, rootfs_t
         assert netns.fetch(port).startswith("HTTP/1.")
         kill_engine(first, container_pid)
         netns.started.remove(first)
-        assert not daemon.dockerd_runs_in(netns.name)
+        assert not dockerd_launch.dockerd_runs_in(netns.name)
 
         second, second_cli = netns.engine("second")  # new roots, as the next session's engine has
         port, _ = serve_http(second_cli, rootfs_tar)
         assert netns.fetch(port).startswith("HTTP/1."), "the port reaches the killed engine's container"
-        assert daemon.dockerd_runs_in(netns.name)
-        assert not daemon.drop_orphaned_bridge(netns.name), "a bridge with a live dockerd is left alone"
+        assert dockerd_launch.dockerd_runs_in(netns.name)
+        assert not dockerd_launch.drop_orphaned_bridge(netns.name), "a bridge with a live dockerd is left alone"
 
 
 def test_no_dockerd_runs_in_a_fresh_namespace(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
     with Namespace(str(tmp_path)) as netns:
-        assert not daemon.dockerd_runs_in(netns.name)
+        assert not dockerd_launch.dockerd_runs_in(netns.name)
