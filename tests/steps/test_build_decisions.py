@@ -8,7 +8,7 @@ import pytest
 
 from tasks.labels import INPUTS_LABEL
 from tasks.steps import build
-from tests.support.fake_engine import fake_engine, flow, out_of_date  # noqa: F401 (fixtures among them)
+from tests.support.fake_engine import fake_engine, files_hashed, flow, out_of_date  # noqa: F401 (fixtures among them)
 
 FLOW = """
     steps:
@@ -133,6 +133,46 @@ def test_an_extra_tag_that_is_missing_is_only_tagged(app, fake_engine):
     assert not verdict.current
     assert verdict.reason == "tagging lab/app:1 as lab/app:latest"
     assert verdict.memo["image_id"] == saved["image_id"]  # run() tags it; nothing is built
+
+
+def test_every_missing_extra_tag_is_named(app, fake_engine):
+    step = load(app, extra="tags: [lab/app:latest, lab/app:stable]")
+    assert reason(step, built(fake_engine, step)) == "tagging lab/app:1 as lab/app:latest, lab/app:stable"
+
+
+def test_a_dockerignore_that_excludes_itself_is_still_an_input(app, fake_engine):
+    """docker build sends .dockerignore whatever it says (as it does the Dockerfile)."""
+    app.write("app/.dockerignore", ".dockerignore\n")
+    step = load(app)
+    saved = built(fake_engine, step)
+    app.write("app/.dockerignore", ".dockerignore\n*.log\n")
+    assert reason(step, saved) == "rebuilding lab/app:1: changed: .dockerignore"
+
+
+def test_a_dockerfile_outside_the_context_is_an_input(app, fake_engine):
+    app.write("docker/app.Dockerfile", "FROM lab/base:1\nCOPY hello.txt /\n")
+    step = load(app, extra="dockerfile: ../docker/app.Dockerfile")
+    saved = built(fake_engine, step)
+    app.write("docker/app.Dockerfile", "FROM lab/base:1\nCOPY hello.txt /srv/\n")
+    assert reason(step, saved) == "rebuilding lab/app:1: changed: ../docker/app.Dockerfile"
+
+
+def test_recorded_stats_spare_reading_the_context_again(app, fake_engine, files_hashed):
+    """The files were written just now, so the step's hash file does not keep them yet
+    (digest.SETTLED_NS): only the record of the last build spares hashing them."""
+    step = load(app)
+    saved = built(fake_engine, step)
+    del files_hashed[:]
+    assert build.check(step, saved).current
+    assert files_hashed == []
+
+
+def test_a_record_whose_digest_its_parts_do_not_explain_gets_the_general_reason(app, fake_engine):
+    """Same image, files, bases and definition, another input digest: a record written by a
+    dockflow whose digest recipe differed (or damaged). The build runs; the reason says no more."""
+    step = load(app)
+    saved = dict(built(fake_engine, step), input_digest="sha256:" + "0" * 64)
+    assert reason(step, saved) == "rebuilding lab/app:1: its inputs differ from those recorded"
 
 
 def test_the_inputs_label_stands_for_a_lost_record(app, fake_engine):

@@ -3,6 +3,7 @@ equals the digest of (source id, command, definition); the reason names what cha
 tests/steps/test_commit.py proves it against the real engine."""
 import pytest
 
+from tasks.digest import value_digest
 from tasks.labels import INPUTS_LABEL
 from tasks.errors import StepFailed
 from tasks.steps import commit
@@ -49,6 +50,16 @@ def test_the_run_labels_its_image_and_the_next_check_is_up_to_date(flow, fake_en
     assert not fake_engine.container_store  # the temporary container is gone
 
 
+def test_the_inputs_label_is_the_digest_of_source_command_and_definition(flow, fake_engine, source_id):
+    """The label's recipe, as the module's doc gives it: an image labelled by an earlier
+    dockflow stays up to date as long as the recipe does not change."""
+    step = load(flow)
+    committed(step)
+    expected = value_digest({"source": source_id, "command": ["sh", "-c", "echo data > /data.txt"],
+                             "definition": value_digest(step.expanded_definition())})
+    assert fake_engine.image_labels("lab/app-test:1")[INPUTS_LABEL] == expected
+
+
 def test_a_new_source_image_is_named_with_its_id(flow, fake_engine, source_id):
     step = load(flow)
     values = committed(step)
@@ -60,6 +71,14 @@ def test_an_edited_command_is_a_changed_definition(flow, source_id):
     values = committed(load(flow))
     assert reason(load(flow, '[sh, -c, "echo other > /data.txt"]'), values) == (
         "committing lab/app-test:1 again: the step's definition changed")
+
+
+def test_a_new_source_and_an_edited_command_are_both_named(flow, fake_engine, source_id):
+    values = committed(load(flow))
+    new_id = fake_engine.add_image(["lab/app:1"], layers=["base", "app v2"])
+    assert reason(load(flow, "[touch, /x]"), values) == (
+        "committing lab/app-test:1 again: source image lab/app:1 is new (%s); the step's definition changed"
+        % new_id[7:19])
 
 
 def test_without_a_record_the_reason_says_so(flow, source_id):

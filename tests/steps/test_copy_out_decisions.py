@@ -72,6 +72,13 @@ def test_another_path_is_a_changed_definition(flow, source_id):
         WHAT % "/etc/other.conf" + ": the step's definition changed")
 
 
+def test_a_new_source_and_another_path_are_both_named(flow, fake_engine, source_id):
+    saved = copied(flow, load(flow))
+    new_id = fake_engine.add_image(["lab/app:1"], layers=["base", "app v2"])
+    assert reason(load(flow, "/etc/other.conf"), saved) == (
+        WHAT % "/etc/other.conf" + ": source image lab/app:1 is new (%s); the step's definition changed" % new_id[7:19])
+
+
 def test_a_missing_source_fails_the_check(flow, fake_engine):
     with pytest.raises(StepFailed, match="steps.copy_config.source: source image lab/app:1 is not in the engine"):
         copy_out.check(load(flow), {})

@@ -55,7 +55,7 @@ def test_a_tag_the_registry_moved_is_pulled_again(flow, fake_engine):
 
 def test_a_tag_the_registry_lacks_is_a_sentence_naming_the_field(flow, fake_engine):
     with pytest.raises(StepFailed, match=r"steps.pull_app.image: the registry has no %s \(asked through the "
-                                         r"engine %s\): push it first" % (REF, FAKE_HOST)):
+                                         r"engine %s\): push it first$" % (REF, FAKE_HOST)):
         pull.check(pull_step(flow), {})
 
 
@@ -88,6 +88,16 @@ def test_a_target_that_fails_is_named_and_the_others_still_pull(flow, three):
     second.registry_reachable = True
     verdict = out_of_date(pull, step)
     assert list(verdict.memo["pending"]) == [HOST_B]
+
+
+def test_each_target_that_will_pull_is_named_with_why(flow, three):
+    first, second, third = three
+    second.registry_reachable = False
+    digest = first.registry[REF]
+    assert out_of_date(pull, fan_out(flow)).reason == (
+        "pulling %s: %s: it lacks %s; %s: not asked: registry of %s, asked through the engine %s: inspect %s: "
+        'Get "https://10.0.0.1:5000/v2/": dial tcp: connect: connection refused; %s: it lacks %s'
+        % (REF, FAKE_HOST, digest[:19], HOST_B, REF, HOST_B, REF, HOST_C, digest[:19]))
 
 
 def test_credentials_go_to_each_engine_with_the_pull(flow, three, monkeypatch):

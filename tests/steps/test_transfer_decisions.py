@@ -8,7 +8,8 @@ import pytest
 from tasks import imagetar, ssh
 from tasks.errors import StepFailed
 from tasks.steps import transfer
-from tests.support.fake_engine import flow, out_of_date  # noqa: F401 (flow: a fixture)
+from tests.support.fake_engine import (  # noqa: F401 (fixtures among them)
+    files_hashed, flow, lose_tar_hashes, out_of_date)
 
 
 def load(flow, *destinations):
@@ -69,7 +70,7 @@ def test_a_tar_that_does_not_match_its_checksum_is_not_shipped(flow, tar):
     with open(flow.path("out/app.tar"), "ab") as handle:
         handle.write(b"more")
     with pytest.raises(StepFailed, match=r"steps.ship_app.tar: \S+ does not match its checksum file \S+: run its "
-                                         r"save step again"):
+                                         r"save step again$"):
         transfer.check(load(flow, "../ship/app.tar"), {})
 
 
@@ -107,3 +108,85 @@ def test_a_remote_destination_is_asked_for_its_sha256(flow, tar, remote_files):
 def test_local_destinations_are_outputs_and_remote_ones_are_not(flow, tar):
     step = load(flow, "../ship/app.tar", "hostb:/srv/app.tar")
     assert transfer.outputs(step) == [("file", os.path.join(flow.root, "ship", "app.tar"))]
+
+
+DOWN = "ssh: connect to host down port 22: Connection refused"
+
+
+@pytest.fixture
+def this_machine_as_remote(monkeypatch):
+    """ssh's part left out: a remote command runs here, by the real Remote.run, so the
+    commands transfer sends (its shell script, sha256sum) are the real ones. The host
+    `down` answers as ssh does when it cannot connect (exit 255)."""
+    def command(remote, *remote_argv):
+        if remote.target.endswith("@down"):
+            return ["sh", "-c", "echo '%s' >&2; exit 255" % DOWN]
+        return list(remote_argv)
+
+    monkeypatch.setattr(ssh.Remote, "command", command)
+
+
+# The folder's name is kept whole: only slashes at its end are dropped (SANDBOX keeps its last X).
+@pytest.mark.parametrize("folder", ["srv", "SANDBOX"])
+def test_a_remote_folder_named_without_its_slash_receives_the_tar_under_its_own_name(
+        flow, tar, this_machine_as_remote, folder):
+    os.makedirs(flow.path(folder))
+    step = load(flow, "deploy@hostb:" + flow.path(folder))
+    final = flow.path(folder + "/app.tar")
+    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (missing)" % final
+    flow.write(folder + "/app.tar", b"other bytes\n")
+    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (differs)" % final
+    flow.write(folder + "/app.tar", b"an image tar\n" * 100)
+    assert transfer.check(step, {}).current
+
+
+def test_a_remote_name_that_is_no_folder_there_is_the_file_to_write(flow, tar, this_machine_as_remote):
+    step = load(flow, "deploy@hostb:" + flow.path("app-1.tar"))
+    assert reason(step) == ("copying out/app.tar to deploy@hostb:%s (missing: a new file of that name; end the "
+                            "destination with / for a folder)" % flow.path("app-1.tar"))
+    flow.write("app-1.tar", b"an image tar\n" * 100)
+    assert transfer.check(step, {}).current
+
+
+def test_a_missing_file_in_a_remote_folder_is_missing_not_an_error(flow, tar, this_machine_as_remote):
+    """sha256sum exits 1 for a file it cannot read: the answer "no such file", not a failure."""
+    os.makedirs(flow.path("srv"))
+    step = load(flow, "deploy@hostb:%s/" % flow.path("srv"))
+    assert reason(step) == "copying out/app.tar to deploy@hostb:%s (missing)" % flow.path("srv/app.tar")
+
+
+@pytest.mark.parametrize("destination, asked", [
+    ("deploy@down:/srv/images/", "sha256sum of /srv/images/app.tar"),
+    ("deploy@down:/srv/images", "look at /srv/images"),
+])
+def test_a_lone_destination_that_cannot_be_asked_fails_the_check_with_ssh_words(
+        flow, tar, this_machine_as_remote, destination, asked):
+    with pytest.raises(StepFailed) as failure:
+        transfer.check(load(flow, destination), {})
+    assert str(failure.value) == "%s on deploy@down failed (ssh could not connect): %s" % (asked, DOWN)
+
+
+def test_a_destination_that_cannot_be_asked_is_named_and_the_others_get_the_tar(flow, tar, this_machine_as_remote):
+    step = load(flow, "../ship/app.tar", "deploy@down:/srv/images/")
+    verdict = out_of_date(transfer, step)
+    assert verdict.reason == (
+        "copying out/app.tar to ship/app.tar (missing: a new file of that name; end the destination with / for a "
+        "folder), deploy@down:/srv/images/app.tar (not asked: sha256sum of /srv/images/app.tar on deploy@down "
+        "failed (ssh could not connect): %s)" % DOWN)
+    with pytest.raises(StepFailed) as failure:
+        transfer.run(step, verdict)
+    assert str(failure.value).splitlines()[0] == (
+        "ship_app: 1 of 2 targets failed (the others are done; a rerun retries only these):")
+    with open(flow.path("ship/app.tar"), "rb") as copy:
+        assert copy.read() == b"an image tar\n" * 100
+
+
+def test_the_record_alone_spares_hashing_the_tar_and_its_copies(flow, tar, files_hashed, monkeypatch):
+    """The project's cache of tar hashes lost: the step's own record still knows every file."""
+    step = load(flow, "../ship/app.tar", "../backup/")
+    os.makedirs(flow.path("backup"))
+    values = transfer.run(step, transfer.check(step, {}))
+    lose_tar_hashes(flow, monkeypatch)
+    del files_hashed[:]
+    assert transfer.check(step, values).current
+    assert files_hashed == []

@@ -324,27 +324,54 @@ class FakeEngine:
     def save(self, what, ref, chunk_size):
         """A legacy `docker save REF` tar (engine 20.10's layout), chunk by chunk."""
         self._record("save", ref)
-        image = self._require_image(what, ref)
-        data = self._legacy_tar(image, [_familiar(ref)] if refs.is_valid(ref) and "@" not in ref else [])
+        return self._chunks(self._legacy_tar([self._saved_entry(what, ref)]), chunk_size)
+
+    def save_many(self, what, names, chunk_size):
+        """`docker save NAME NAME...`: one tar of every image named, each once, with the
+        names that are its tags (images.get with several names, which the Engine lacks)."""
+        self._record("save_many", list(names))
+        entries = {}  # image id -> (image, its tags named), in the order named
+        for name in names:
+            image, tags = self._saved_entry(what, name)
+            entries.setdefault(image["Id"], (image, []))[1].extend(t for t in tags if t not in entries[image["Id"]][1])
+        return self._chunks(self._legacy_tar(list(entries.values())), chunk_size)
+
+    @staticmethod
+    def _chunks(data, chunk_size):
         return (data[start:start + chunk_size] for start in range(0, len(data), chunk_size))
 
-    def _legacy_tar(self, image, tags):
+    def _saved_entry(self, what, ref):
+        """(image, [its tag]) of one name given to docker save: an image named by its id (or by
+        name@digest) is saved untagged, as the engine saves it (RepoTags null)."""
+        image = self._require_image(what, ref)
+        by_tag = refs.is_valid(ref) and "@" not in ref and \
+            refs.normalize(ref) in {refs.normalize(tag) for tag in image["RepoTags"]}
+        return image, [_familiar(ref)] if by_tag else []
+
+    def _legacy_tar(self, entries):
+        """A legacy save tar of [(image, tags)]: a layer folder for each chain (once), each
+        image's config, and manifest.json in the order given."""
         out = io.BytesIO()
-        folders = []
+        written, manifest = set(), []
         with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
             def add(name, data):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
 
-            for diff_id, chain in zip(image["RootFS"]["Layers"], imagetar.chain_ids(image["RootFS"]["Layers"])):
-                folder = hashlib.sha256(chain.encode()).hexdigest()
-                folders.append(folder)
-                add(folder + "/layer.tar", self.blobs[diff_id])
-                add(folder + "/VERSION", b"1.0")
-            add(image["Id"][7:] + ".json", image["_config"])
-            add("manifest.json", json.dumps([{"Config": image["Id"][7:] + ".json", "RepoTags": tags,
-                                              "Layers": [f + "/layer.tar" for f in folders]}]).encode())
+            for image, tags in entries:
+                folders = []
+                for diff_id, chain in zip(image["RootFS"]["Layers"], imagetar.chain_ids(image["RootFS"]["Layers"])):
+                    folder = hashlib.sha256(chain.encode()).hexdigest()
+                    folders.append(folder)
+                    if folder not in written:
+                        written.add(folder)
+                        add(folder + "/layer.tar", self.blobs[diff_id])
+                        add(folder + "/VERSION", b"1.0")
+                add(image["Id"][7:] + ".json", image["_config"])
+                manifest.append({"Config": image["Id"][7:] + ".json", "RepoTags": tags,
+                                 "Layers": [f + "/layer.tar" for f in folders]})
+            add("manifest.json", json.dumps(manifest).encode())
         return out.getvalue()
 
     def load(self, what, blocks):
@@ -586,7 +613,8 @@ class FakeEngine:
         self._record("import_image", repository, tag)
         rootfs = rootfs_tar.read()
         self.add_image(["%s:%s" % (repository, tag)], ["import " + sha256(rootfs)],
-                       labels=_labels_from_changes(changes), cmd=_cmd_from_changes(changes))
+                       labels=_labels_from_changes(changes), cmd=_cmd_from_changes(changes),
+                       files=_regular_files(rootfs))
 
     # --- errors, as the Engine maps them ------------------------------------------
     def sdk_errors(self):
@@ -615,6 +643,16 @@ class FakeEngine:
         if found is None:
             raise StepFailed("%s: No such container: %s" % (what, container))
         return found
+
+
+def _regular_files(tar_bytes):
+    """{path in the image: bytes} of a root filesystem tar's regular files (what get_archive serves)."""
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+        for member in archive.getmembers():
+            if member.isreg():
+                files["/" + os.path.normpath(member.name).lstrip("/")] = archive.extractfile(member).read()
+    return files
 
 
 def _truthy(value):
@@ -707,3 +745,44 @@ def canned_registry(_module_registry):
     routes.clear()
     seen.clear()
     return _module_registry
+
+
+@pytest.fixture
+def files_hashed(monkeypatch):
+    """The paths whose content a check reads to hash it (digest.sha256_file), in order:
+    a decision that trusts recorded stats reads none."""
+    from tasks import digest
+
+    hashed = []
+
+    def recording(path):
+        hashed.append(path)
+        return real(path)
+
+    real = digest.sha256_file
+    monkeypatch.setattr(digest, "sha256_file", recording)
+    return hashed
+
+
+def lose_tar_hashes(flow, monkeypatch):
+    """The project's cache of tar hashes (.dockflow/cache/tar-hashes.json) gone, on disk and
+    in this run's memory: only a step's own record can then spare reading a tar."""
+    os.unlink(os.path.join(flow.cache_dir, "tar-hashes.json"))
+    monkeypatch.setattr(RUN, "tars", {})
+
+
+def write_saved_tar(flow, engine_, names, relpath="out/app.tar"):
+    """`relpath` and its checksum file, as a save of `docker save NAMES...` from `engine_`
+    (a FakeEngine) writes them; the tar's path."""
+    path = flow.write(relpath, b"".join(engine_.save_many("save", names, 1 << 16)))
+    imagetar.write_sidecar(path, imagetar.cached_sha256(path, flow.cache_dir)[0])
+    return path
+
+
+def forbid_opening_tars(monkeypatch):
+    """A check that reads a tar's index (imagetar.ImageTar) from now on fails the test:
+    for the decisions a record must spare a large tar's reading."""
+    def opened(path):
+        raise AssertionError("the tar's index was read: %s" % path)
+
+    monkeypatch.setattr(imagetar, "ImageTar", opened)
