@@ -56,9 +56,11 @@ def missing_sources(step):
     for field, test in (("rootfs", os.path.isdir), ("tar", os.path.isfile)):
         if field in step.spec and not test(step.path(field)):
             missing.append("%s: %s does not exist" % (step.where(field), step.get(field)))
-    for inside, host in _host_files(step).items():
-        if not os.path.isfile(host):
-            missing.append("%s: %s does not exist on this machine" % (step.where("files", inside), host))
+    base = step.workflow.base_dir
+    for key, host in step.get("files", {}).items():  # the key as written: where() finds it in the YAML
+        path = os.path.join(base, host)
+        if not os.path.isfile(path):
+            missing.append("%s: %s does not exist on this machine" % (step.where("files", key), path))
     return missing
 
 

@@ -165,7 +165,7 @@ def test_every_missing_source_is_named(flow, fake_engine):
         import_rootfs.check(step, {})
     assert str(failure.value) == (
         "workflows/flow.yaml:6:5: steps.base_rootfs.rootfs: ../rootfs does not exist; "
-        "workflows/flow.yaml:7:5: steps.base_rootfs.files.bin/busybox: %s does not exist on this machine"
+        "workflows/flow.yaml:7:13: steps.base_rootfs.files./bin/busybox: %s does not exist on this machine"
         % os.path.join(flow.path("workflows"), "../tools/busybox"))
 
 
@@ -175,8 +175,6 @@ def test_a_missing_rootfs_tar_fails_the_check(flow, fake_engine):
         import_rootfs.check(step, {})
 
 
-@pytest.mark.xfail(strict=True, reason="missing_sources asks where() for the path in the image without its "
-                   "leading /, a key the YAML lacks: the error points at `files:`, not at the entry")
 def test_a_missing_host_file_is_located_at_its_own_entry(flow, fake_engine):
     step = flow.steps("""
         steps:
