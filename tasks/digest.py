@@ -66,7 +66,7 @@ def _mode_field(mode):
     the field stays what they wrote, so their saved digests stay valid."""
     if stat.S_ISLNK(mode) or mode & 0o7666 == 0o644:  # a link's own mode is always 0777
         return "%o" % (mode & 0o111)
-    return "%o/%o" % (mode & 0o111, stat.S_IMODE(mode))
+    return "/%o" % stat.S_IMODE(mode)  # the slash: never one of the old fields
 
 
 def _write_hash_file(hash_file, stats):

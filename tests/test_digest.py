@@ -68,6 +68,9 @@ def test_the_digest_of_the_same_files_is_the_same_in_every_release(tmp_path, has
     os.chmod(tmp_path / "app.py", 0o644)
     assert digest.files_digest(str(tmp_path), ["app.py"])[0] == \
         "sha256:80699a25d572258ffa92df2b91c556c67d3abcf6e49d047abf8b72964c1e6495"
+    os.chmod(tmp_path / "app.py", 0o600)  # the field of modes other than the usual ones, too
+    assert digest.files_digest(str(tmp_path), ["app.py"])[0] == \
+        "sha256:94e8a8386b826260d98dd576ef86b850e727a4377e5c5eb5f74bd9525fe266a6"
 
 
 def test_changed_content_is_hashed_again(tmp_path, hashed):
@@ -260,6 +263,18 @@ def test_the_digest_follows_the_permission_bits_docker_copies(tmp_path, hashed):
     the_image): a chmod 600 must not leave a stale image with the file readable by all."""
     before, after = digest_after_chmod(tmp_path, 0o600)
     assert after != before
+
+
+def test_two_unusual_modes_are_two_digests(tmp_path, hashed):
+    """Private to its owner, or readable by its group too: two images."""
+    (tmp_path / "key").write_bytes(b"k")
+    seen = set()
+    for mode in (0o600, 0o640, 0o711, 0o111):  # 0o111: not rwx--x--x taken for the old "111" field
+        os.chmod(tmp_path / "key", mode)
+        seen.add(digest.files_digest(str(tmp_path), ["key"])[0])
+    os.chmod(tmp_path / "key", 0o755)
+    seen.add(digest.files_digest(str(tmp_path), ["key"])[0])
+    assert len(seen) == 5
 
 
 def test_an_executable_with_the_usual_bits_keeps_the_digest_earlier_releases_saved(tmp_path, hashed):
