@@ -52,21 +52,27 @@ def files_digest(root, relpaths, saved_stats=None, hash_file=None):
         stats[relpath] = key + [content]
         # Content and permission bits matter to a build, not owner or time. A file
         # name that is not UTF-8 counts by its own bytes (surrogateescape).
-        summary.update(("%s\0%s\0%s\n" % (relpath, _mode_field(info.st_mode), content))
+        summary.update(("%s\0%s\0%s\n" % (relpath, _mode_text(info.st_mode), content))
                        .encode(errors="surrogateescape"))
     if cached and hashed:
         _write_hash_file(hash_file, stats)
     return "sha256:" + summary.hexdigest(), stats
 
 
-def _mode_field(mode):
-    """A file's permission bits as digested. COPY keeps them all (a chmod 600 makes
-    another image), but releases before this one digested only the executable bits:
-    for the usual read/write bits (rw-r--r--, as a checkout with umask 022 makes them)
-    the field stays what they wrote, so their saved digests stay valid."""
+def mode_field(mode):
+    """A file's permission bits as digested, here and by import's `files:`. COPY and
+    import keep them all (a chmod 600 makes another image), but releases before this
+    one digested only the executable bits: for the usual read/write bits (rw-r--r--, as
+    a checkout with umask 022 makes them) the field stays what they wrote, the
+    executable bits as a number, so their saved digests stay valid."""
     if stat.S_ISLNK(mode) or mode & 0o7666 == 0o644:  # a link's own mode is always 0777
-        return "%o" % (mode & 0o111)
+        return mode & 0o111
     return "/%o" % stat.S_IMODE(mode)  # the slash: never one of the old fields
+
+
+def _mode_text(mode):
+    field = mode_field(mode)
+    return "%o" % field if isinstance(field, int) else field
 
 
 def _write_hash_file(hash_file, stats):
@@ -92,7 +98,7 @@ def changed_files(old_stats, new_stats, limit=3):
             changes.append(relpath + " (removed)")
         elif old[4] != new[4]:
             changes.append(relpath)
-        elif _mode_field(old[3]) != _mode_field(new[3]):
+        elif mode_field(old[3]) != mode_field(new[3]):
             changes.append("%s (mode %o -> %o)" % (relpath, stat.S_IMODE(old[3]), stat.S_IMODE(new[3])))
     if len(changes) > limit:
         changes = changes[:limit] + ["%d more" % (len(changes) - limit)]

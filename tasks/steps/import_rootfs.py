@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import engine, refs, ui
-from ..digest import files_digest, value_digest
+from ..digest import files_digest, mode_field, value_digest
 from ..labels import INPUTS_LABEL
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems
@@ -90,7 +90,7 @@ def input_digest(step, saved):
         # By path in the image, not on the host: the same project in another folder
         # (a fresh clone) makes the same image and must not re-import it.
         parts["files"] = value_digest(sorted(
-            (inside, stats["files"][host.lstrip("/")][4], stats["files"][host.lstrip("/")][3] & 0o111)
+            (inside, stats["files"][host.lstrip("/")][4], mode_field(stats["files"][host.lstrip("/")][3]))
             for inside, host in _host_files(step).items()))
     return value_digest(parts), stats
 

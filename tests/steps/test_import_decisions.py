@@ -116,8 +116,18 @@ def test_an_edited_host_file_is_imported_again(flow, fake_engine):
     assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
 
 
+def test_a_host_file_made_private_is_imported_again(flow, fake_engine):
+    """import packs the file's mode as it is: after a chmod 600 the image must not keep it
+    readable by all (the read and write bits count, as they do for a build)."""
+    os.chmod(flow.write("tools/Xorg", "a server\n"), 0o644)
+    step = load_files(flow, REAL_X)
+    values = imported(step)
+    os.chmod(flow.path("tools/Xorg"), 0o600)
+    assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
+
+
 def test_a_host_file_made_executable_by_others_is_imported_again(flow, fake_engine):
-    """Only the executable bits count, each of the three (a binary others run in the image)."""
+    """Each of the three executable bits counts (a binary others run in the image)."""
     os.chmod(flow.write("tools/Xorg", "a server\n"), 0o754)
     step = load_files(flow, REAL_X)
     values = imported(step)
