@@ -45,5 +45,3 @@ def human_size(count, between=" "):
         size /= 1000
     return "%.3g%sTB" % (size, between)
 
-
-human = human_size  # the name tasks/steps/load.py and transfer.py still import
