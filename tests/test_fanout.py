@@ -91,3 +91,23 @@ def test_a_run_starts_opening_the_tunnels_of_its_ssh_engines_at_once(monkeypatch
     assert opened == [("ssh://a", {"identity_file": "id"}, "/project/workflows", "/run/docker.sock"),
                       ("ssh://deploy@b:2222", {"identity_file": "id"}, "/project/workflows", "/run/docker.sock"),
                       ("ssh://builder", None, "/project/workflows", "/var/run/docker.sock")]
+
+
+def test_a_step_whose_ssh_setting_cannot_be_read_is_left_to_its_own_check(monkeypatch):
+    """`ssh: {identity_file: ${KEY}}` with KEY unset: opening ahead skips that step (its check
+    says why), the other steps' tunnels still open, and nothing is raised into doit's reporter."""
+    from tasks import ssh
+
+    class Unreadable(Step):
+        def get(self, field, default=None):
+            if field == "ssh":
+                raise StepFailed("load: ssh.identity_file: no variable 'KEY'")
+            return super().get(field, default)
+
+    opened = []
+    monkeypatch.setattr(ssh, "open_ahead", lambda *args: opened.append(args[0]))
+    workflow = type("Workflow", (), {"base_dir": "/project/workflows"})
+    broken, fine = Unreadable(docker_host="ssh://a"), Step("build", docker_host="ssh://b")
+    broken.workflow = fine.workflow = workflow
+    fanout.connect_ahead([broken, fine])
+    assert opened == ["ssh://b"]
