@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import engine, fanout, refs, ui
 from ..errors import StepFailed
 from . import Verdict, contract, image_ref_problems
+from .push import auth_config, credential_problems
 
 if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
     from typing import TypedDict
@@ -51,16 +52,14 @@ def problems(step):
     if not found and refs.parse(step.get("image")).digest:
         found.append("%s: %r names a digest; pull takes registry/repository:tag" % (
             step.where("image"), step.get("image")))
-    if ("username_env" in step.spec) != ("password_env" in step.spec):
-        found.append("%s: credentials need both username_env and password_env" % step.where())
-    return found
+    return found + credential_problems(step)
 
 
 def check(step: Step, saved: dict[str, Any]) -> Verdict[PullMemo]:
     image_ref = step.get("image")
-    auth_config = _auth_config(step)
+    auth = auth_config(step)
     hosts = fanout.targets(step)
-    answers = fanout.each(step, hosts, lambda host, _stopping: _state_on(step, host, image_ref, auth_config))
+    answers = fanout.each(step, hosts, lambda host, _stopping: _state_on(step, host, image_ref, auth))
     if len(hosts) == 1 and answers[hosts[0]][1]:
         raise answers[hosts[0]][1]
     pending: dict[str, tuple[Any, Exception | None]] = {}  # as PullMemo's
@@ -92,26 +91,16 @@ def _carries(daemon, image_ref, digest):
     return "%s@%s" % (refs.parse(image_ref).name, digest) in (image.get("RepoDigests") or [])
 
 
-def _auth_config(step):
-    """For the engines: from the environment, else None (the SDK then sends Docker's store)."""
-    if "username_env" not in step.spec:
-        return None
-    from .push import credentials
-
-    username, password = credentials(step)
-    return {"username": username, "password": password}
-
-
 def run(step: Step, verdict: Verdict[PullMemo]) -> dict[str, Any]:
     memo = verdict.memo
     image_ref = step.get("image")
-    auth_config = _auth_config(step)
+    auth = auth_config(step)
     # The check's answers stand: a target it could not ask is not tried again in this run.
     # Nothing pending, yet run (doit -a): every target pulls again (a no-op where it is there).
     pending = memo["pending"] or {host: (None, None) for host in memo["hosts"]}
     failed = {host: error for host, (_digest, error) in pending.items() if error}
     to_pull = [host for host in pending if host not in failed]
-    done = fanout.each(step, to_pull, lambda host, stopping: _pull(step, host, image_ref, auth_config, stopping))
+    done = fanout.each(step, to_pull, lambda host, stopping: _pull(step, host, image_ref, auth, stopping))
     failed.update({host: error for host, (_result, error) in done.items() if error})
     for host in memo["hosts"]:
         if host not in pending:

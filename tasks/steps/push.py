@@ -80,9 +80,14 @@ def problems(step):
     found = image_ref_problems(step, "image")
     if not found and (not refs.is_valid(target(step)) or refs.parse(target(step)).registry != step.get("registry")):
         found.append("%s: %r is not a valid registry image reference" % (step.where("registry"), target(step)))
+    return found + credential_problems(step)
+
+
+def credential_problems(step):
+    """username_env and password_env come together (push, pull)."""
     if ("username_env" in step.spec) != ("password_env" in step.spec):
-        found.append("%s: credentials need both username_env and password_env" % step.where())
-    return found
+        return ["%s: credentials need both username_env and password_env" % step.where()]
+    return []
 
 
 def credentials(step):
@@ -164,7 +169,7 @@ def _registry_digest(step, daemon):
         found = registry.manifest(repository, tag)
     except registry_api.RegistryUnreachable as here:
         try:
-            digest = daemon.distribution_digest(target(step), _auth_config(step))
+            digest = daemon.distribution_digest(target(step), auth_config(step))
         except registry_api.RegistryUnreachable:
             raise here from None
         return None if digest is None else (digest, None)
@@ -192,7 +197,7 @@ def run(step: Step, verdict: Verdict[PushMemo]) -> dict[str, Any]:
                     ui.say(step.name, "the registry already holds %s" % target_ref)
                     return {"image_id": memo["image_id"], "digest": memo["digest"], "target": target_ref}
                 memo.pop("unreachable")
-            digest = push_image(daemon, memo["image_id"], target_ref, _auth_config(step), step.name)
+            digest = push_image(daemon, memo["image_id"], target_ref, auth_config(step), step.name)
             break
         except RegistryUnreachable as err:
             memo["unreachable"] = str(err)
@@ -208,8 +213,9 @@ def run(step: Step, verdict: Verdict[PushMemo]) -> dict[str, Any]:
     return {"image_id": memo["image_id"], "digest": digest, "target": target_ref}
 
 
-def _auth_config(step):
-    """For the daemon: from the environment, else None (the SDK then reads Docker's store)."""
+def auth_config(step):
+    """For the engines (push, pull): from the environment, else None (the SDK then sends
+    Docker's store)."""
     if "username_env" not in step.spec:
         return None
     username, password = credentials(step)
