@@ -116,22 +116,16 @@ def test_an_edited_host_file_is_imported_again(flow, fake_engine):
     assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
 
 
-def test_a_host_file_made_private_is_imported_again(flow, fake_engine):
-    """import packs the file's mode as it is: after a chmod 600 the image must not keep it
-    readable by all (the read and write bits count, as they do for a build)."""
-    os.chmod(flow.write("tools/Xorg", "a server\n"), 0o644)
+@pytest.mark.parametrize("before, after", [
+    (0o644, 0o600),  # made private: the image must not keep it readable by all (as for a build)
+    (0o754, 0o755),  # made executable by others: each of the three executable bits counts
+])
+def test_a_host_file_whose_mode_changed_is_imported_again(flow, fake_engine, before, after):
+    """import packs the file's mode as it is: its read, write and executable bits count."""
+    os.chmod(flow.write("tools/Xorg", "a server\n"), before)
     step = load_files(flow, REAL_X)
     values = imported(step)
-    os.chmod(flow.path("tools/Xorg"), 0o600)
-    assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
-
-
-def test_a_host_file_made_executable_by_others_is_imported_again(flow, fake_engine):
-    """Each of the three executable bits counts (a binary others run in the image)."""
-    os.chmod(flow.write("tools/Xorg", "a server\n"), 0o754)
-    step = load_files(flow, REAL_X)
-    values = imported(step)
-    os.chmod(flow.path("tools/Xorg"), 0o755)
+    os.chmod(flow.path("tools/Xorg"), after)
     assert reason(step, values) == "re-importing lab/base:1: its root filesystem or definition changed"
 
 
