@@ -398,15 +398,21 @@ class Engine:
     # base first). Sent over the socket here, the SDK (~0.1 s to import and connect)
     # is made ready in the background while the engine works (tasks/warmup.py),
     # instead of before the engine starts. ssh:// and TLS engines get the SDK's request.
-    def build(self, what, context_tar, **options):
+    def build(self, what, context_tar, buildkit=False, **options):
         """Decoded chunks of the daemon's build stream; StepFailed naming `what` if
         the engine refuses the request. `options` are the SDK's `api.build` keywords
         (tag, dockerfile, buildargs, labels, target, cache_from, pull, rm, forcerm);
-        `context_tar` is a file open on the context as a tar. With registry
-        credentials, proxies or headers in the docker config, the SDK sends it: it adds them."""
+        `context_tar` is a file open on the context as a tar. `buildkit`: the engine's
+        BuildKit builds it (version=2; its progress comes as buildkit_trace messages).
+        With registry credentials, proxies or headers in the docker config, the SDK
+        sends it, for it adds them, and the SDK knows only the legacy builder."""
         sock = self._work_socket()
         if sock is not None:
-            yield from self._post_plain(what, sock, "/build", _build_query(options), context_tar)
+            query = _build_query(options)
+            if buildkit:
+                # buildid: the engine's name for this build (POST /build/cancel?id=...)
+                query.update(version="2", buildid="dockflow-%d-%s" % (os.getpid(), os.urandom(6).hex()))
+            yield from self._post_plain(what, sock, "/build", query, context_tar)
             return
         try:
             yield from self._api.build(fileobj=context_tar, custom_context=True, decode=True, **options)

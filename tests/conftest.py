@@ -124,10 +124,10 @@ class Project:
         done.output = done.stdout + done.stderr
         return done
 
-    def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen):
+    def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=None, **popen):
         """Start `python -m doit ARGS` in the project: a Popen in text mode (by default its
         stdout a pipe, with stderr in it); `popen`: more Popen arguments."""
-        return subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(None),
+        return subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(env),
                                 stdout=stdout, stderr=stderr, text=True, **popen)
 
     def _doit_argv(self, args):

@@ -8,6 +8,10 @@ base image named in FROM (or COPY --from). A rebuilt base changes its id, so
 everything built on it rebuilds too; a file touched without a content change
 rebuilds nothing.
 
+The engine's BuildKit builds it, as `docker build` does since Engine 23 (see
+uses_buildkit); the legacy builder where a step has cache_from, where
+DOCKER_BUILDKIT=0, or where the engine has no BuildKit.
+
 The digest is not put on the image as a label: the legacy builder turns labels into
 one more step that creates and commits a container, 60-80 ms on every build. A lost
 .dockflow/ state costs one build from Docker's cache, which yields the same image id.
@@ -51,6 +55,7 @@ exclusive = contract.shares_the_lock
 
 LAST_LINES = 8
 OUTSIDE_DOCKERFILE = ".dockflow.Dockerfile"  # its name in the context tar
+MAX_TAR_NAME = 100  # bytes of a name in a tar header without an extra header before it
 
 
 def outputs(step):
@@ -210,55 +215,141 @@ def _build(step, daemon, image_ref, memo):
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
         what = "%s: build of %s from %s" % (step.name, image_ref, os.path.relpath(dockerfile_path(step)))
-        image_id = _follow_build(step, image_ref, daemon.build(what, context_tar, **options), daemon)
+        buildkit = uses_buildkit(step) and _fits_one_header(options["dockerfile"])
+        try:
+            image_id = _follow_build(what, daemon.build(what, context_tar, buildkit=buildkit, **options), daemon)
+        except _NoBuildKit as err:
+            ui.warn(step.name, "the engine cannot build with BuildKit (%s); building with its legacy builder" % err)
+            context_tar.seek(0)
+            image_id = _follow_build(what, daemon.build(what, context_tar, **options), daemon)
     daemon.forget(image_ref)
     return image_id or daemon.image_id(image_ref)
 
 
+def uses_buildkit(step):
+    """True where the engine's BuildKit builds the step, as `docker build` does since
+    Engine 23: faster (an instruction that only sets metadata creates no container)
+    and it reads the Dockerfile syntax users write today (RUN --mount, heredocs).
+    The legacy builder where a step has cache_from (see the module's doc) or where
+    DOCKER_BUILDKIT is false, the docker CLI's own switch back to it."""
+    return not step.get("cache_from") and os.environ.get("DOCKER_BUILDKIT", "1").lower() not in ("0", "f", "false")
+
+
+class _NoBuildKit(Exception):
+    """The engine refused a BuildKit build before it began (an engine without it)."""
+
+
 def _pack_context(step, relpaths, handle):
-    """Write the build context as a tar to `handle`; the Dockerfile's name in it."""
+    """Write the build context as a tar to `handle`; the Dockerfile's name in it.
+
+    The Dockerfile goes first, in GNU format: BuildKit tells a context tar from a
+    bare Dockerfile by its first header alone, and a PAX header (Python's default,
+    written for every file whose mtime has a fraction) or a long name's extra header
+    there makes it read the whole tar as a Dockerfile."""
     import tarfile  # here, not at the top: the no-op path never packs a tar
     context = step.path("context")
     dockerfile = _dockerfile_in_context(step) or OUTSIDE_DOCKERFILE
-    with tarfile.open(fileobj=handle, mode="w") as archive:
-        for relpath in relpaths:
-            archive.add(os.path.join(context, relpath), arcname=relpath, recursive=False)
+    with tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as archive:
         if dockerfile == OUTSIDE_DOCKERFILE:
             archive.add(dockerfile_path(step), arcname=OUTSIDE_DOCKERFILE)
+        else:
+            archive.add(os.path.join(context, dockerfile), arcname=dockerfile, recursive=False)
+        for relpath in relpaths:
+            if relpath != dockerfile:
+                archive.add(os.path.join(context, relpath), arcname=relpath, recursive=False)
     handle.seek(0)
     return dockerfile
 
 
-def _follow_build(step, image_ref, chunks, daemon):
-    """Show the build's output live; StepFailed with the failing instruction and
-    the last lines if it fails; the new image's id."""
-    lines, current_instruction, image_id, running = [], None, None, None
+def _fits_one_header(name):
+    """True when a tar member of that name needs no extra header (see _pack_context)."""
+    return len(name.encode()) <= MAX_TAR_NAME
+
+
+def _follow_build(what, chunks, daemon):
+    """Show the build's output live, each line once; StepFailed with the failing
+    instruction and the last lines if it fails; the new image's id. Reads both
+    builders' streams: the legacy builder's text lines, BuildKit's trace messages."""
+    from ..buildkit_trace import TRACE_ID, Progress
+
+    lines: list[str] = []
+    trace = Progress()
+    current_instruction = image_id = running = None
+    answered = False  # the engine began the build: a later error is the build's, not a refusal
+
+    def show(line):
+        lines.append(line)
+        ui.detail(line)
+
     try:
         for chunk in chunks:
             error = engine.stream_error(chunk)
             if error is not None:
-                raise StepFailed(_failure_message(step, image_ref, error, current_instruction, lines))
+                _refuse_without_buildkit(error, answered)
+                error = _without_buildkit_wrapping(error)
+                for line in trace.finish():
+                    show(line)
+                where = _instruction(trace.failed or trace.current) or current_instruction
+                raise StepFailed(_failure_message(what, error, where, lines))
+            answered = True
+            if chunk.get("id") == TRACE_ID:
+                for line in trace.feed(chunk.get("aux") or ""):
+                    show(line)
+                continue
             for line in ui.plain(chunk.get("stream", "")).splitlines():
                 if line.strip():
-                    lines.append(line.rstrip())
-                    ui.detail(line.rstrip())
+                    show(line.rstrip())
                     if line.startswith("Step "):
                         current_instruction, running = line.split(" : ", 1)[-1], None
                     elif line.startswith(" ---> Running in "):
                         running = line.split()[-1]
             if "ID" in (chunk.get("aux") or {}):
                 image_id = chunk["aux"]["ID"]
+    except StepFailed as err:
+        _refuse_without_buildkit(str(err), answered)
+        raise
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C, or the reader of our output gone: the legacy builder lets a RUN go on
         # to its end after its client leaves, so its container is removed here.
+        # (BuildKit stops a build whose client left.)
         if running:
             remove_container(daemon, running)
         raise
+    for line in trace.finish():
+        show(line)
     return image_id
 
 
-def _failure_message(step, image_ref, error, instruction, lines):
+# What BuildKit puts before the Dockerfile's own error; the legacy builder says only the error.
+_BUILDKIT_WRAPPING = ("failed to solve with frontend dockerfile.v0: ", "failed to solve: ",
+                      "failed to create LLB definition: ")
+
+
+def _without_buildkit_wrapping(error):
+    """`dockerfile parse error line 1: ...` of BuildKit's `failed to solve with
+    frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error ...`."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _BUILDKIT_WRAPPING:
+            if error.startswith(prefix):
+                error, stripped = error[len(prefix):], True
+    return error
+
+
+def _instruction(vertex_name):
+    """`RUN make` of BuildKit's `[2/3] RUN make`: the legacy builder's words for it."""
+    return vertex_name.split("] ", 1)[-1] if vertex_name else None
+
+
+def _refuse_without_buildkit(error, answered):
+    """_NoBuildKit where the engine refused BuildKit itself, before the build began."""
+    if not answered and "buildkit" in error.lower():
+        raise _NoBuildKit(error)
+
+
+def _failure_message(what, error, instruction, lines):
+    """`what` is `step: build of IMAGE from DOCKERFILE`, as the engine's refusals say it."""
     where = " at `%s`" % instruction if instruction else ""
     tail = ui.indented(lines[-LAST_LINES:])
-    return "%s: build of %s failed%s: %s%s" % (step.name, image_ref, where, error,
-                                                "\n    last lines of its output:\n" + tail if tail else "")
+    return "%s failed%s: %s%s" % (what, where, error, "\n    last lines of its output:\n" + tail if tail else "")

@@ -195,3 +195,64 @@ def test_the_run_records_what_the_next_check_compares(app, fake_engine):
 
 def test_the_bases_read_from_the_dockerfile_are_inputs(app):
     assert build.inputs(load(app)) == [("image", "lab/base:1"), ("file", app.path("app"))]
+
+
+def builders_asked(fake_engine):
+    """True for each build the engine was asked to make with BuildKit, False for the legacy builder."""
+    return [call[2] for call in fake_engine.calls if call[0] == "build"]
+
+
+def test_buildkit_builds_by_default(app, fake_engine, monkeypatch):
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    step = load(app)
+    build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [True]
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE"])
+def test_docker_buildkit_false_asks_the_legacy_builder(app, fake_engine, monkeypatch, value):
+    monkeypatch.setenv("DOCKER_BUILDKIT", value)
+    step = load(app)
+    build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [False]
+
+
+def test_a_step_with_cache_from_asks_the_legacy_builder(app, fake_engine, monkeypatch):
+    """Its label and cache_from keep the legacy builder's meaning (see build's doc)."""
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    step = load(app, extra="cache_from: [lab/app:1]")
+    build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [False]
+
+
+def test_a_dockerfile_whose_name_needs_a_long_tar_header_asks_the_legacy_builder(flow, fake_engine, monkeypatch):
+    """BuildKit reads a context tar whose first header is a long name's as a Dockerfile."""
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    deep = "/".join(["folder%02d" % level for level in range(12)]) + "/Dockerfile"  # 107 bytes
+    flow.write("app/" + deep, "FROM lab/base:1\n")
+    fake_engine.add_image(["lab/base:1"], layers=["base"])
+    step = flow.steps(FLOW % ("hi", "dockerfile: %s" % deep))["build_app"]
+    build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [False]
+
+
+def test_an_engine_without_buildkit_builds_with_its_legacy_builder_and_says_so(app, fake_engine, monkeypatch, capsys):
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    fake_engine.buildkit_refusal = "buildkit not supported by daemon"
+    step = load(app)
+    saved = build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [True, False]
+    assert saved["image_id"] == fake_engine.image_id("lab/app:1")
+    assert ("build_app: warning: the engine cannot build with BuildKit (build_app: build of lab/app:1 from "
+            "app/Dockerfile: buildkit not supported by daemon); building with its legacy builder") \
+        in capsys.readouterr().out
+
+
+def test_a_failure_of_the_build_itself_is_not_tried_again(app, fake_engine, monkeypatch):
+    """Only a refusal before the build began falls back; a build that failed fails."""
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    fake_engine.build_error = "buildkit: executor failed running [/bin/sh -c false]: exit code: 1"
+    step = load(app)
+    with pytest.raises(build.StepFailed, match="failed at `RUN false`: buildkit: executor failed"):
+        build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [True]

@@ -114,6 +114,8 @@ class FakeEngine:
         # What a started container's command does: container inspect dict -> (exit code, output).
         self.run_command = lambda container: (0, "")
         self.build_error = None  # a message the next build reports inside its stream
+        # An engine without BuildKit: a build asked of it refuses with this message.
+        self.buildkit_refusal = None
         self.push_error = None   # likewise for push
 
     def _record(self, verb, *args):
@@ -579,13 +581,16 @@ class FakeEngine:
                 "linkTarget": ""}
         return iter([out.getvalue()]), stat
 
-    def build(self, what, context_tar, **options):
+    def build(self, what, context_tar, buildkit=False, **options):
         """The image of a build: its base's layers (the first FROM) plus one layer for
-        the context's bytes and the options; the chunks of the engine's stream."""
-        self._record("build", options)
-        return self._build_stream(what, context_tar.read(), options)
+        the context's bytes and the options; the chunks of the engine's stream (the
+        legacy builder's words, whichever builder is asked)."""
+        self._record("build", options, buildkit)
+        return self._build_stream(what, context_tar.read(), options, buildkit)
 
-    def _build_stream(self, what, context, options):
+    def _build_stream(self, what, context, options, buildkit):
+        if buildkit and self.buildkit_refusal:  # as the engine's answer: a 400, no stream
+            raise StepFailed("%s: %s" % (what, self.buildkit_refusal))
         with tarfile.open(fileobj=io.BytesIO(context)) as archive:
             dockerfile = archive.extractfile(options.get("dockerfile") or "Dockerfile").read().decode()
         base_ref = next((line.split()[1] for line in dockerfile.splitlines()
