@@ -151,8 +151,9 @@ class Lab:
         wait_answers("127.0.0.1:%d" % self.registry_ports[1], seconds=10)  # make's push does not wait for it
 
 
-    def ours(self, *options):
-        return DOIT + list(options) + ["push", "load"] + self.ours_vars
+    def ours(self, *options, env=()):
+        """`doit OPTIONS push load`; env: NAME=value pairs put before it (env(1))."""
+        return (["env", *env] if env else []) + DOIT + list(options) + ["push", "load"] + self.ours_vars
 
     def make(self):
         return ["make", "all"] + self.make_vars
@@ -172,8 +173,10 @@ class Lab:
         `docker run` returns, before the registry answers, and fails now and then.)
         With registry_up=False no registry container at all: the run starts it. The
         registry:2 image stays (the Makefile cannot make it offline).
-        Our project's .dockflow/ stays, as on a developer's machine."""
+        Our project's .dockflow/ stays, as on a developer's machine. BuildKit's build
+        cache goes too (ours builds with BuildKit; `docker rmi` leaves its cache)."""
         remove_lab_images()
+        sh(["docker", "builder", "prune", "-af"], check=False)
         self.stop()
         if registry_up:
             self.start()
@@ -198,6 +201,13 @@ class Lab:
         sh(["docker", "volume", "rm", "bench-registry-dockflow-data"], check=False)
 
 
+def builders_differ():
+    client = sh(["docker", "version", "-f", "{{.Client.Version}}"], check=False).stdout.strip() or "?"
+    return ("  not the same builder: ours asks the engine's BuildKit, as `docker build` does since Engine 23; "
+            "make's `docker build` gets the legacy builder here (docker CLI %s, no buildx plugin on this machine). "
+            "DOCKER_BUILDKIT=0 doit: ours with make's builder" % client)
+
+
 LOAD_DIFFERS = ("  not the same work: make's `docker load` into this engine always runs; ours is up to date "
                 "(the engine has that image id)")
 
@@ -217,20 +227,23 @@ def case_cold(lab, floor, runs):
           % (runs, load_average()))
     lab.start()
     samples = []
-    ours, serial, make = timed_in_turns((lab.ours(), lab.project, lambda: lab.empty("ours")),
-                                        (lab.ours("-n", "0"), lab.project, lambda: lab.empty("ours")),
-                                        (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs=runs,
-                                        spread=samples)
+    ours, serial, legacy, make = timed_in_turns(
+        (lab.ours(), lab.project, lambda: lab.empty("ours")),
+        (lab.ours("-n", "0"), lab.project, lambda: lab.empty("ours")),
+        (lab.ours(env=["DOCKER_BUILDKIT=0"]), lab.project, lambda: lab.empty("ours")),
+        (lab.make(), lab.make_dir, lambda: lab.empty("make")), runs=runs, spread=samples)
     row("cold doit push load", ours, "make all", make)
     row("cold doit -n 0 push load", serial, "make all", make)
-    ratios = sorted(o / m for o, m in zip(samples[0], samples[2]))
+    row("cold DOCKER_BUILDKIT=0 doit push load", legacy, "make all", make)
+    ratios = sorted(o / m for o, m in zip(samples[0], samples[3]))
     print("  each turn's ratio doit push load / make all: %s (goal <= %.2fx; median of the turns %.2fx)"
           % (" ".join("%.2f" % r for r in ratios), COLD_GOAL, statistics.median(ratios)))
-    for name, side in zip(("doit push load", "doit -n 0 push load", "make all"), samples):
-        print("  %-20s s: %s" % (name, " ".join("%.2f" % seconds for seconds in side)))
+    for name, side in zip(("doit push load", "doit -n 0 push load", "DOCKER_BUILDKIT=0 doit", "make all"), samples):
+        print("  %-22s s: %s" % (name, " ".join("%.2f" % seconds for seconds in side)))
     print("  load average after: %s (2 cores: above 2, other work shares the engine and the CPU)" % load_average())
     print("  doit push load runs the lab's two independent chains at once (worker processes); "
           "doit -n 0 runs one step at a time")
+    print(builders_differ())
     print(LOAD_DIFFERS)
     samples = []
     ours, make = timed_in_turns((lab.ours(), lab.project, lambda: lab.empty("ours", registry_up=False)),

@@ -104,7 +104,13 @@ class KeptAlive:
     def get(self, path: str) -> tuple[int, bytes]:
         """(status, body) of GET `path`. A kept-alive socket the engine has closed since
         is opened afresh once; Closed if that one is closed too. OSError as raised."""
-        request = ("GET %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n\r\n" % path).encode()
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str) -> tuple[int, bytes]:
+        """(status, body) of a request with no body, as get(); for requests that may be
+        sent twice (a tag: the second sets what the first set)."""
+        request = ("%s %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n%s\r\n"
+                   % (method, path, "" if method == "GET" else "Content-Length: 0\r\n")).encode()
         with self.lock:
             for attempt in (1, 2):
                 try:

@@ -24,6 +24,8 @@ def fresh_run_state():
     hashes left from another test (tasks/runstate.py)."""
     runstate.reset()
     yield
+    for daemon in runstate.RUN.engines.values():  # their kept-alive sockets: a test's Engine is not a process's
+        daemon.close()
     runstate.reset()
 
 
