@@ -5,10 +5,11 @@ Two doors to the same engine:
   standard library (the HTTP is tasks/http_wire.py's). Up-to-date checks use it: the
   SDK costs ~110 ms to import, and a no-op `doit build_app` must stay cheaper than a
   cached `docker build`.
-- `Engine.build` and `Engine.import_image`, the first work of most runs, POST their
-  tar over the same socket; the SDK is made ready in a thread meanwhile (warmup.py).
-- The Docker SDK, for all other work (and for ssh:// and TLS engines), imported
-  only when a step really runs, and only behind the Engine's verbs.
+- The work of the usual runs (build, import, tag, push, save, load) goes over the
+  same socket too, so a build-tag-push-save run never imports the SDK.
+- The Docker SDK, for all other work (and for ssh:// and TLS engines, or a docker
+  config whose credentials or headers it adds), imported only when a step really
+  needs it, and only behind the Engine's verbs.
 Errors of both are turned into StepFailed / EngineUnreachable here, once.
 """
 from __future__ import annotations
@@ -180,8 +181,7 @@ class Engine:
         self.address = address or host  # where it is reached: an ssh:// engine's tunnel
         self._url = _parse_address(self.address)
         self._client = None
-        self._client_lock = threading.Lock()  # tasks/warmup.py makes the client in a thread
-        self.warming = False  # that thread was started
+        self._client_lock = threading.Lock()  # doit -P thread: steps of one process share the client
         self._wire = http_wire.KeptAlive(lambda: self._connect(timeout=30))
         # Inspect results stay valid for this run until a step that makes the
         # image is about to run (doit_tasks.py calls forget() then).
@@ -396,9 +396,8 @@ class Engine:
 
     # --- work sent without the SDK: build and import ---------------------------
     # Each is the first work of a run (an edit rebuilds; a fresh machine imports its
-    # base first). Sent over the socket here, the SDK (~0.1 s to import and connect)
-    # is made ready in the background while the engine works (tasks/warmup.py),
-    # instead of before the engine starts. ssh:// and TLS engines get the SDK's request.
+    # base first). Sent over the socket here, they spare the SDK's ~0.1 s of CPU to
+    # import and connect. ssh:// and TLS engines get the SDK's request.
     def build(self, what, context_tar, buildkit=False, **options):
         """Decoded chunks of the daemon's build stream; StepFailed naming `what` if
         the engine refuses the request. `options` are the SDK's `api.build` keywords
@@ -449,12 +448,8 @@ class Engine:
             raise self.unreachable(err.strerror or str(err)) from None
 
     def _post_plain(self, what, sock, path, query, tar_file):
-        """POST the tar file to `path`; the decoded chunks of the JSON stream answered.
-        The SDK is made ready in a thread once the tar is sent (see SEND_TIMEOUT)."""
-        from . import warmup
-
-        return self._mapped(what, http_wire.post_tar(what, sock, path, query, tar_file,
-                                                     sent=lambda: warmup.start(self)))
+        """POST the tar file to `path`; the decoded chunks of the JSON stream answered."""
+        return self._mapped(what, http_wire.post_tar(what, sock, path, query, tar_file))
 
     def _exchange(self, what, sock, request, blocks=()):
         """The pieces of the answer to one request on a socket of its own, its body
@@ -477,10 +472,6 @@ class Engine:
             "Set DOCKER_HOST or the step's docker_host to use another engine" % (self.host, why))
 
     # --- the SDK, for work ---------------------------------------------------
-    def prepare_sdk(self):
-        """Make the SDK client now (warmup.py does it in a thread while the engine builds)."""
-        self._sdk_client  # noqa: B018 (the property makes it)
-
     @property
     def _sdk_client(self):
         with self._client_lock:

@@ -148,21 +148,20 @@ class KeptAlive:
                 self.opened = None
 
 
-def post_tar(what: str, sock: socket.socket, path: str, query: dict[str, str], tar_file: BinaryIO,
-             sent: Callable[[], None]) -> Iterator[Any]:
+def post_tar(what: str, sock: socket.socket, path: str, query: dict[str, str], tar_file: BinaryIO
+             ) -> Iterator[Any]:
     """POST the tar file to `path` on `sock` (closed after): the JSON objects the engine
-    streams back. `sent()` is called once the tar is sent, while the engine works on it.
-    StepFailed naming `what` for an answer other than 200; Closed or OSError as met."""
+    streams back. StepFailed naming `what` for an answer other than 200; Closed or OSError as met."""
     request = ("POST %s?%s HTTP/1.1\r\nContent-Type: application/x-tar\r\nContent-Length: %d\r\n"
                % (path, urllib.parse.urlencode(query, doseq=True), os.fstat(tar_file.fileno()).st_size))
-    return json_stream(what, exchange(what, sock, request, tar_file, sent=sent))
+    return json_stream(what, exchange(what, sock, request, tar_file))
 
 
 def exchange(what: str, sock: socket.socket, request: str, tar_file: BinaryIO | None = None,
-             blocks: Iterable[bytes] = (), sent: Callable[[], None] = lambda: None) -> Iterator[bytes]:
+             blocks: Iterable[bytes] = ()) -> Iterator[bytes]:
     """Send `request` (its first lines: Host, User-Agent and Connection: close follow)
     and its body (a file, sent whole, or byte blocks) on `sock` (closed after): the pieces
-    of the answer's body as they come. `sent()` is called once the body is sent.
+    of the answer's body as they come.
     StepFailed naming `what` for an answer other than 200; Closed or OSError as met."""
     head = request + "Host: docker\r\nUser-Agent: dockflow\r\nConnection: close\r\n\r\n"
     with sock, sock.makefile("rb") as reader:
@@ -175,7 +174,6 @@ def exchange(what: str, sock: socket.socket, request: str, tar_file: BinaryIO | 
         except (BrokenPipeError, ConnectionResetError):
             pass  # the engine answered before reading it all: its answer says why
         sock.settimeout(None)  # the answer is read with no timeout: a RUN may print nothing for long
-        sent()
         status, headers = read_head(reader)
         pieces = body_pieces(reader, headers, closing=True)
         if status != 200:

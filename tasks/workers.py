@@ -28,7 +28,6 @@ What makes the workers safe here:
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -36,7 +35,6 @@ from . import engine, ui
 
 STOP_WAIT_SECONDS = 30.0   # how long doit waits for its workers to unwind after Ctrl-C
 WATCH_SECONDS = 0.5        # how often the watcher looks at the workers
-SDK_IMPORT_DELAY = 0.5     # a worker imports the SDK this long after it starts (see _import_sdk)
 _watcher: list[threading.Thread] = []              # the watcher thread, once started
 _stopping = threading.Event()  # the run is stopping: workers ending now are no surprise
 _lost = threading.Event()      # a worker was killed by a signal (the watcher stops the run)
@@ -103,26 +101,6 @@ def _in_worker_after_fork():
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _worker_stopped)
-    if "docker" not in sys.modules:
-        # The SDK (~0.1 s to import) is made ready beside the engine's work in a run of
-        # one step at a time (tasks/warmup.py), once; each worker would import it on its
-        # first tag, save or push otherwise, while a later step waits for that. Not in
-        # doit's process before the fork, for all workers at once: the fork would wait
-        # for that import, and so would the run's first step (measured: +0.1 s).
-        threading.Thread(target=_import_sdk, args=(SDK_IMPORT_DELAY,), name="dockflow-sdk-import",
-                         daemon=True).start()
-
-
-def _import_sdk(delay):
-    """Import the SDK once the worker's first moments (`delay`) have passed: the worker
-    that took the run's first step (an import, a build: Python packing a tar) would
-    share its CPU with the import just then, and a build or an import starts the same
-    import itself once the engine has its request (tasks/warmup.py)."""
-    time.sleep(delay)
-    try:
-        import docker  # noqa: F401
-    except Exception:  # noqa: BLE001 - the step that needs it reports it
-        pass
 
 
 def _worker_stopped(signum, frame):

@@ -4,13 +4,7 @@ import json
 
 import pytest
 
-from tasks import engine, warmup
-
-
-@pytest.fixture(autouse=True)
-def no_sdk_warmup(monkeypatch):
-    """The fake answers below serve one request: no SDK client is made beside it."""
-    monkeypatch.setattr(warmup, "start", lambda engine: None)
+from tasks import engine
 
 
 @pytest.mark.parametrize("where, config, sdk_needed", [

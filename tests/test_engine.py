@@ -50,16 +50,15 @@ def test_an_image_made_after_the_listing_is_asked_afresh(docker_host, docker_cli
 @pytest.mark.parametrize("credentials, sdk_sent_it", [(False, False), (True, True)])
 def test_a_build_goes_over_the_socket_unless_the_docker_config_needs_the_sdk(
         docker_host, busybox_image, names, docker_cli, tmp_path, credentials, sdk_sent_it):
-    """A build on the local socket imports no SDK (warm-up off); with registry
-    credentials in the docker config the SDK sends it, and they reach the engine."""
+    """A build, a tag and a save on the local socket import no SDK; with registry
+    credentials in the docker config the SDK sends the build, and they reach the engine."""
     config = tmp_path / "docker-config"
     config.mkdir()
     if credentials:
         (config / "config.json").write_text('{"auths": {"registry.invalid": {"auth": "dTpw"}}}')
     script = (
         "import io, sys, tarfile\n"
-        "from tasks import engine, warmup\n"
-        "warmup.start = lambda engine: None\n"
+        "from tasks import engine\n"
         "dockerfile = b'FROM %s\\nRUN echo door > /door\\n'\n"
         "context = io.BytesIO()\n"
         "with tarfile.open(fileobj=context, mode='w') as archive:\n"
@@ -68,13 +67,19 @@ def test_a_build_goes_over_the_socket_unless_the_docker_config_needs_the_sdk(
         "with open(sys.argv[1], 'wb') as handle: handle.write(context.getvalue())\n"
         "with open(sys.argv[1], 'rb') as handle:\n"
         "    chunks = list(engine.get(sys.argv[2]).build('t: build', handle, tag=sys.argv[3], rm=True))\n"
-        "print('docker' in sys.modules, any('aux' in chunk for chunk in chunks))\n" % busybox_image)
+        "built = any('aux' in chunk for chunk in chunks)\n"
+        "if not int(sys.argv[4]):  # tag and save, as a lab run does next\n"
+        "    engine.get(sys.argv[2]).tag('t: tag', sys.argv[3], sys.argv[3] + ':again')\n"
+        "    assert sum(map(len, engine.get(sys.argv[2]).save('t: save', sys.argv[3] + ':again', 65536))) > 0\n"
+        "print('docker' in sys.modules, built)\n" % busybox_image)
     env = dict(os.environ, DOCKER_CONFIG=str(config), PYTHONPATH=REPO)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "context.tar"), docker_host,
-                           names + "/door"], capture_output=True, text=True, env=env)
+                           names + "/door", str(int(credentials))], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(sdk_sent_it), "True"]
     assert docker_cli("run", "--rm", names + "/door", "cat", "/door").strip() == "door"
+    if not credentials:
+        assert image_id(docker_cli, names + "/door:again") == image_id(docker_cli, names + "/door")
 
 
 def test_threads_sharing_an_engine_each_get_their_own_answer(docker_host, busybox_image, names):

@@ -93,7 +93,6 @@ class FakeEngine:
 
     def __init__(self, host=FAKE_HOST):
         self.host = host
-        self.warming = False
         self.image_store = {}       # id -> inspect dict
         self.container_store = {}   # id -> inspect dict
         self.volumes = {}      # name -> volume dict
@@ -633,9 +632,6 @@ class FakeEngine:
 
     def tls_config(self):
         return False  # the fake is spoken to in-process: no TLS
-
-    def prepare_sdk(self):
-        pass  # the fake has no SDK to make ready
 
     def _require_image(self, what, ref):
         image = self._find_image(ref)
