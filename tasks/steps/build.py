@@ -229,7 +229,7 @@ def _build(step, daemon, image_ref, memo):
 def uses_buildkit(step):
     """True where the engine's BuildKit builds the step, as `docker build` does since
     Engine 23: faster (an instruction that only sets metadata creates no container)
-    and it reads the Dockerfile syntax users write today (RUN --mount, heredocs).
+    and it reads the Dockerfile syntax users write today (RUN --mount=type=cache).
     The legacy builder where a step has cache_from (see the module's doc) or where
     DOCKER_BUILDKIT is false, the docker CLI's own switch back to it."""
     return not step.get("cache_from") and os.environ.get("DOCKER_BUILDKIT", "1").lower() not in ("0", "f", "false")
