@@ -19,6 +19,7 @@ starts or is found in the cache, and the output of its commands, line by line.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Iterator
 
 TRACE_ID = "moby.buildkit.trace"
@@ -98,8 +99,22 @@ def decode(aux: str) -> tuple[list[dict], list[dict]]:
     return vertexes, logs
 
 
+# `[2/3] RUN make`, `[builder 2/3] RUN make`: a Dockerfile instruction's place first.
+# Not `[internal] load ...` nor `[auth] ... token for ...`: BuildKit's own work.
+_INSTRUCTION = re.compile(r"^\[[^\]]*\d+/\d+\] ")
+# What a vertex says when it stopped because another one failed.
+_CANCELLED = "context canceled"
+
+
 def _is_instruction(name: str) -> bool:
-    return name.startswith("[") and not name.startswith("[internal]")
+    return bool(_INSTRUCTION.match(name))
+
+
+def _output_lines(text: str) -> list[str]:
+    """Whole lines of a command's output as a terminal would leave them: a line
+    redrawn with carriage returns (a progress bar) shows its last state; blank lines go."""
+    lines = (line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+    return [line for line in lines if line.strip()]
 
 
 class Progress:
@@ -108,8 +123,10 @@ class Progress:
     An instruction is shown once: `[2/3] RUN make` when it starts, with ` (cached)`
     when the cache had it. BuildKit's own vertexes (`[internal] load ...`, `copy
     /context /`, `exporting to image`) are not shown: an instruction's name starts
-    with its place, `[2/3]` or `[stage 2/3]`. A command's output comes in pieces that may end mid-line: a line is
-    shown when it is whole, the rest at the end (`finish`)."""
+    with its place, `[2/3]` or `[stage 2/3]`. A command's output comes in pieces
+    that may end mid-line: a line is shown when it is whole, the rest at the end
+    (`finish`). `failed` names the first instruction that failed, not those BuildKit
+    cancelled because of it."""
 
     def __init__(self) -> None:
         self._names: dict[str, str] = {}  # vertex digest -> its name
@@ -124,7 +141,7 @@ class Progress:
         for vertex in vertexes:
             self._names[vertex["digest"]] = vertex["name"]
             instruction = _is_instruction(vertex["name"])
-            if vertex["error"] and instruction:
+            if vertex["error"] and instruction and self.failed is None and _CANCELLED not in vertex["error"]:
                 self.failed = vertex["name"]
             if instruction and vertex["digest"] not in self._shown and (vertex["started"] or vertex["cached"]):
                 self._shown.add(vertex["digest"])
@@ -135,11 +152,11 @@ class Progress:
             *whole, rest = text.split("\n")
             if rest:
                 self._partial[log["vertex"]] = rest
-            lines.extend(line.rstrip("\r") for line in whole)
+            lines.extend(_output_lines("\n".join(whole)))
         return lines
 
     def finish(self) -> list[str]:
         """Output left without its newline when the stream ended."""
-        rest = [text for text in self._partial.values() if text]
+        rest = [line for text in self._partial.values() for line in _output_lines(text)]
         self._partial.clear()
         return rest

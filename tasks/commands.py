@@ -351,7 +351,8 @@ def layer_report(daemon, image_ref, base_ref=None):
         raise StepFailed("the engine %s has no image %s" % (daemon.host, image_ref))
     history = _history(daemon, image_ref)
     if base_ref is None:  # the nearest tagged image below the top, as docker history lists it
-        base_ref = next((entry["tags"][0] for entry in history[1:] if entry["tags"]), None)
+        base_ref = next((entry["tags"][0] for entry in history[1:] if entry["tags"]), None) \
+            or _base_by_layers(daemon, image)
     base = daemon.inspect_image(base_ref) if base_ref else None
     if base_ref and base is None:
         raise StepFailed("the engine %s has no base image %s" % (daemon.host, base_ref))
@@ -382,6 +383,23 @@ def layer_report(daemon, image_ref, base_ref=None):
         "history": history,
         "dangling": dangling, "dangling_size": sum(d["size"] for d in dangling),
     }
+
+
+def _base_by_layers(daemon, image):
+    """The tagged image whose layers begin this image's, the most of them, or None. An
+    image BuildKit built has no parent and left no intermediate images, so docker
+    history names no tag below it. One inspect per tagged image no larger than it,
+    largest first, until one fits."""
+    layers = image["RootFS"].get("Layers", [])
+    candidates = sorted((listed for listed in daemon.images("list images to find a base")
+                         if listed["Id"] != image["Id"] and listed["Size"] <= image["Size"]
+                         and any(tag != "<none>:<none>" for tag in listed.get("RepoTags") or [])),
+                        key=lambda listed: listed["Size"], reverse=True)
+    for listed in candidates:
+        theirs = (daemon.inspect_image(listed["Id"]) or {}).get("RootFS", {}).get("Layers", [])
+        if theirs and layers[:len(theirs)] == theirs:
+            return next(tag for tag in listed["RepoTags"] if tag != "<none>:<none>")
+    return None
 
 
 def _history(daemon, ref):

@@ -375,17 +375,25 @@ class Engine:
     def _refused(self, what, status, body):
         return StepFailed("engine %s: %s answered %d: %s" % (self.host, what, status, http_wire.error_message(body)))
 
+    def _speaks_plain(self):
+        """True for an address this module speaks HTTP to itself: a unix socket (an
+        ssh:// engine's tunnel is one), or TCP without TLS. Others need the SDK."""
+        if self._url.scheme == "unix":
+            return True
+        return (self._url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY")
+                and not _tls_of(self.host))
+
     def _connect(self, timeout):
         """A new socket to the engine; _NeedsSdk for schemes only the SDK speaks."""
         url = self._url
+        if not self._speaks_plain():
+            raise _NeedsSdk()
         if url.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address = url.path
-        elif url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY") and not _tls_of(self.host):
+        else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             address = (url.hostname, url.port or 2375)
-        else:
-            raise _NeedsSdk()
         sock.settimeout(timeout)
         try:
             sock.connect(address)
@@ -410,8 +418,7 @@ class Engine:
         if sock is not None:
             query = _build_query(options)
             if buildkit:
-                # buildid: the engine's name for this build (POST /build/cancel?id=...)
-                query.update(version="2", buildid="dockflow-%d-%s" % (os.getpid(), os.urandom(6).hex()))
+                query["version"] = "2"  # the engine's BuildKit; it stops the build if we go
             yield from self._post_plain(what, sock, "/build", query, context_tar)
             return
         try:
@@ -434,6 +441,10 @@ class Engine:
             error = stream_error(chunk)
             if error is not None:
                 raise StepFailed("%s: %s" % (what, error))
+
+    def sends_work_plain(self):
+        """True where build, push, save and load go over the socket, not through the SDK."""
+        return self._speaks_plain() and not _docker_config_matters()
 
     def _work_socket(self):
         """A new socket for one long request, or None where the SDK must send it: an
@@ -516,13 +527,10 @@ class Engine:
         repository, tag = refs.split_tag(ref)
         sock = self._work_socket()
         if sock is None:
-            return self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
-                                                auth_config=auth_config))
-        # X-Registry-Auth as the docker CLI sends it: base64url of the JSON, `{}` for none
-        auth = base64.urlsafe_b64encode(json.dumps(auth_config or {}).encode()).decode()
-        request = "POST /images/%s/push?%s HTTP/1.1\r\nX-Registry-Auth: %s\r\nContent-Length: 0\r\n" % (
-            urllib.parse.quote(repository, safe=""), urllib.parse.urlencode({"tag": tag}), auth)
-        return http_wire.json_stream(what, self._exchange(what, sock, request))
+            yield from self._stream(what, self._sdk(what, "push", repository, tag=tag, stream=True, decode=True,
+                                                    auth_config=auth_config))
+            return
+        yield from http_wire.json_stream(what, self._exchange(what, sock, push_request(repository, tag, auth_config)))
 
     def pull(self, what, ref, auth_config=None):
         """The decoded chunks of the daemon's pull stream."""
@@ -676,6 +684,14 @@ def chain_ids(diff_ids):
 
 
 _BUILD_OPTIONS = {"tag", "dockerfile", "target", "buildargs", "labels", "cache_from", "pull", "rm", "forcerm"}
+
+
+def push_request(repository, tag, auth_config):
+    """The first lines of POST /images/{name}/push. X-Registry-Auth as the docker CLI
+    sends it: base64url of the JSON, `{}` for an anonymous push."""
+    auth = base64.urlsafe_b64encode(json.dumps(auth_config or {}).encode()).decode()
+    return "POST /images/%s/push?%s HTTP/1.1\r\nX-Registry-Auth: %s\r\nContent-Length: 0\r\n" % (
+        urllib.parse.quote(repository, safe=""), urllib.parse.urlencode({"tag": tag}), auth)
 
 
 def _build_query(options):

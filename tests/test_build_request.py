@@ -123,3 +123,69 @@ def test_an_unsized_answer_lasts_until_the_engine_closes(tmp_path, monkeypatch):
 def test_options_the_socket_path_would_drop_are_refused():
     with pytest.raises(TypeError, match="nocache"):
         engine._build_query({"tag": "x", "nocache": True})
+
+
+def test_a_buildkit_build_asks_version_2(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "_docker_config_matters", lambda: False)
+    fake = FakeAnswer(tmp_path, [b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", b'{"stream": "ok"}'])
+    with _tar(tmp_path) as context:
+        list(engine.Engine("unix://" + fake.path).build("s: build of x", context, buildkit=True, tag="x"))
+    fake.close()
+    request_line = fake.request.split(b"\r\n")[0].decode()
+    assert "version=2" in request_line.split(" ")[1].split("?")[1].split("&"), request_line
+
+
+@pytest.mark.parametrize("auth_config, header", [
+    (None, "e30="),  # {}: the docker CLI's anonymous push
+    ({"username": "ann", "password": "p?w"}, "eyJ1c2VybmFtZSI6ICJhbm4iLCAicGFzc3dvcmQiOiAicD93In0="),
+])
+def test_a_push_names_the_repository_and_tag_and_carries_the_credentials(tmp_path, monkeypatch, auth_config, header):
+    monkeypatch.setattr(engine, "_docker_config_matters", lambda: False)
+    fake = FakeAnswer(tmp_path, [b"HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\n",
+                                 b'{"aux": {"Digest": "sha256:ab"}}'])
+    chunks = list(engine.Engine("unix://" + fake.path).push("p: push", "localhost:5000/lab/app:1.0", auth_config))
+    fake.close()
+    assert chunks == [{"aux": {"Digest": "sha256:ab"}}]
+    head = fake.request.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    assert head[0] == "POST /images/localhost%3A5000%2Flab%2Fapp/push?tag=1.0 HTTP/1.1"
+    assert "X-Registry-Auth: " + header in head
+
+
+def test_a_push_whose_result_is_never_read_opens_no_socket(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "_docker_config_matters", lambda: False)
+    daemon = engine.Engine("unix://" + str(tmp_path / "nothing-listens-here.sock"))
+    daemon.push("p: push", "localhost:5000/lab/app:1.0")  # a generator: connects when read
+    with pytest.raises(engine.EngineUnreachable):
+        list(daemon.push("p: push", "localhost:5000/lab/app:1.0"))
+
+
+class KeptAliveAnswer(FakeAnswer):
+    """One request without a body (a tag), answered by `answer`."""
+
+    def _serve(self, answer):
+        connection, _ = self.server.accept()
+        with connection:
+            while b"\r\n\r\n" not in self.request:
+                self.request += connection.recv(65536)
+            connection.sendall(answer[0])
+
+
+@pytest.mark.parametrize("answer, error", [
+    (b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", None),
+    (b'HTTP/1.1 404 Not Found\r\nContent-Length: 38\r\n\r\n{"message": "No such image: sha256:1"}', "No such image"),
+    (b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', ""),  # not what tag answers: not taken for done
+])
+def test_a_tag_is_done_only_when_the_engine_says_created(tmp_path, answer, error):
+    fake = KeptAliveAnswer(tmp_path, [answer])
+    daemon = engine.Engine("unix://" + fake.path)
+    try:
+        if error is None:
+            daemon.tag("t: tag", "sha256:1", "localhost:5000/lab/app:1.0")
+        else:
+            with pytest.raises(engine.StepFailed, match="^t: tag: " + error):
+                daemon.tag("t: tag", "sha256:1", "localhost:5000/lab/app:1.0")
+    finally:
+        daemon.close()
+        fake.close()
+    assert fake.request.split(b"\r\n")[0].decode() == \
+        "POST /images/sha256%3A1/tag?repo=localhost%3A5000%2Flab%2Fapp&tag=1.0 HTTP/1.1"

@@ -94,3 +94,78 @@ def _field(number, payload):
         if not size:
             break
     return bytes([(number << 3) | 2]) + bytes(length) + payload
+
+
+def vertex(digest, name, error="", started=True):
+    fields = _field(1, digest.encode()) + _field(3, name.encode())
+    if started:
+        fields += _field(5, b"")
+    if error:
+        fields += _field(6, b"") + _field(7, error.encode())
+    return _field(1, fields)
+
+
+def message(*parts):
+    return base64.b64encode(b"".join(parts)).decode()
+
+
+def test_the_first_failure_is_named_not_the_stages_cancelled_because_of_it():
+    progress = buildkit_trace.Progress()
+    progress.feed(message(vertex("sha256:a", "[builder 2/3] RUN make"), vertex("sha256:b", "[stage-1 2/2] RUN apt")))
+    progress.feed(message(vertex("sha256:a", "[builder 2/3] RUN make", error="exit code: 2")))
+    progress.feed(message(vertex("sha256:b", "[stage-1 2/2] RUN apt", error="context canceled")))
+    assert progress.failed == "[builder 2/3] RUN make"
+
+
+def test_buildkit_s_own_work_is_not_shown_as_an_instruction():
+    progress = buildkit_trace.Progress()
+    shown = progress.feed(message(vertex("sha256:a", "[internal] load metadata for docker.io/library/x"),
+                                  vertex("sha256:b", "[auth] library/x:pull token for registry-1.docker.io"),
+                                  vertex("sha256:c", "copy /context /"), vertex("sha256:d", "exporting to image"),
+                                  vertex("sha256:e", "[stage 1/2] FROM x")))
+    assert shown == ["[stage 1/2] FROM x"] and progress.current == "[stage 1/2] FROM x"
+
+
+def test_a_redrawn_line_shows_its_last_state_and_blank_lines_go():
+    progress = buildkit_trace.Progress()
+    log = _field(3, _field(1, b"sha256:v") + _field(4, b"10%\r50%\r100%\r\n\n\ndone\n"))
+    assert progress.feed(base64.b64encode(log).decode()) == ["100%", "done"]
+
+
+def follow(name, buildkit=True):
+    from tasks.steps import build
+
+    return build.follow_build("s: build of x from Dockerfile", iter(chunks(name)), None, buildkit)
+
+
+def test_a_buildkit_build_gives_the_image_id_it_made():
+    assert follow("builds") == "sha256:fe38648c9bd4359063d0a2307d22cf0c97561ae2650439664004e86c1950d963"
+
+
+def test_a_failed_buildkit_build_names_its_instruction_in_the_legacy_builder_s_words(capsys):
+    from tasks.steps import build
+
+    with pytest.raises(build.StepFailed) as failed:
+        follow("run_fails")
+    assert str(failed.value).startswith("s: build of x from Dockerfile failed at `RUN exit 3`: executor failed "
+                                        "running [/bin/sh -c exit 3]: exit code: 3")
+    assert "| to-err" in str(failed.value)  # the last lines of its output
+
+
+def test_buildkit_s_wrapping_of_a_dockerfile_error_is_taken_off():
+    from tasks.steps import build
+
+    words = ("failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error "
+             "line 1: unknown instruction: FROMM")  # engine 20.10's, for `FROMM nothing`
+    refused = [{"errorDetail": {"message": words}, "error": words}]
+    with pytest.raises(build.StepFailed, match="failed: dockerfile parse error line 1: unknown instruction: FROMM$"):
+        build.follow_build("s: build of x from Dockerfile", iter([{"id": buildkit_trace.TRACE_ID, "aux": ""}]
+                                                                  + refused), None, True)
+
+
+def test_a_progress_message_that_cannot_be_read_is_skipped_and_said(capsys):
+    from tasks.steps import build
+
+    stream = [{"id": buildkit_trace.TRACE_ID, "aux": "not base64!"}] + chunks("builds")
+    assert build.follow_build("s: build of x", iter(stream), None, True).startswith("sha256:fe38648c")
+    assert "1 of BuildKit's progress messages could not be read" in capsys.readouterr().out

@@ -215,13 +215,14 @@ def _build(step, daemon, image_ref, memo):
     with tempfile.TemporaryFile(prefix="dockflow-context-") as context_tar:
         options["dockerfile"] = _pack_context(step, memo["relpaths"], context_tar)
         what = "%s: build of %s from %s" % (step.name, image_ref, os.path.relpath(dockerfile_path(step)))
-        buildkit = uses_buildkit(step) and _fits_one_header(options["dockerfile"])
+        buildkit = _buildkit_for(step, daemon, options["dockerfile"])
         try:
-            image_id = _follow_build(what, daemon.build(what, context_tar, buildkit=buildkit, **options), daemon)
+            image_id = follow_build(what, daemon.build(what, context_tar, buildkit=buildkit, **options), daemon,
+                                     buildkit)
         except _NoBuildKit as err:
             ui.warn(step.name, "the engine cannot build with BuildKit (%s); building with its legacy builder" % err)
             context_tar.seek(0)
-            image_id = _follow_build(what, daemon.build(what, context_tar, **options), daemon)
+            image_id = follow_build(what, daemon.build(what, context_tar, **options), daemon)
     daemon.forget(image_ref)
     return image_id or daemon.image_id(image_ref)
 
@@ -232,7 +233,32 @@ def uses_buildkit(step):
     and it reads the Dockerfile syntax users write today (RUN --mount=type=cache).
     The legacy builder where a step has cache_from (see the module's doc) or where
     DOCKER_BUILDKIT is false, the docker CLI's own switch back to it."""
-    return not step.get("cache_from") and os.environ.get("DOCKER_BUILDKIT", "1").lower() not in ("0", "f", "false")
+    return not step.get("cache_from") and _docker_buildkit_setting()
+
+
+# The docker CLI reads DOCKER_BUILDKIT as Go's strconv.ParseBool does, and refuses other values.
+_TRUE_WORDS, _FALSE_WORDS = ("1", "t", "true"), ("0", "f", "false")
+
+
+def _docker_buildkit_setting():
+    value = os.environ.get("DOCKER_BUILDKIT", "1")
+    if value.lower() not in _TRUE_WORDS + _FALSE_WORDS:
+        raise StepFailed("DOCKER_BUILDKIT=%s: expected a boolean, as the docker CLI reads it (1, 0, true, false)"
+                         % value)
+    return value.lower() in _TRUE_WORDS
+
+
+def _buildkit_for(step, daemon, dockerfile_in_tar):
+    """Whether this build asks for BuildKit; a line says why not where the step would
+    have had it but the SDK must send the build (it knows only the legacy builder)."""
+    if not uses_buildkit(step) or not _fits_one_header(dockerfile_in_tar):
+        return False
+    if not daemon.sends_work_plain():
+        ui.say(step.name, "the legacy builder builds it: the SDK sends this build (the docker config holds "
+                          "credentials, proxies or headers it adds, or the engine is ssh:// or TLS), and the SDK "
+                          "knows only that builder")
+        return False
+    return True
 
 
 class _NoBuildKit(Exception):
@@ -266,58 +292,85 @@ def _fits_one_header(name):
     return len(name.encode()) <= MAX_TAR_NAME
 
 
-def _follow_build(what, chunks, daemon):
+def follow_build(what, chunks, daemon, buildkit=False):
     """Show the build's output live, each line once; StepFailed with the failing
-    instruction and the last lines if it fails; the new image's id. Reads both
-    builders' streams: the legacy builder's text lines, BuildKit's trace messages."""
-    from ..buildkit_trace import TRACE_ID, Progress
-
-    lines: list[str] = []
-    trace = Progress()
-    current_instruction = image_id = running = None
-    answered = False  # the engine began the build: a later error is the build's, not a refusal
-
-    def show(line):
-        lines.append(line)
-        ui.detail(line)
-
+    instruction and the last lines if it fails; the new image's id. `buildkit`: it
+    was asked of BuildKit, so a refusal before the build began is _NoBuildKit."""
+    output = _BuildOutput()
     try:
         for chunk in chunks:
             error = engine.stream_error(chunk)
             if error is not None:
-                _refuse_without_buildkit(error, answered)
-                error = _without_buildkit_wrapping(error)
-                for line in trace.finish():
-                    show(line)
-                where = _instruction(trace.failed or trace.current) or current_instruction
-                raise StepFailed(_failure_message(what, error, where, lines))
-            answered = True
-            if chunk.get("id") == TRACE_ID:
-                for line in trace.feed(chunk.get("aux") or ""):
-                    show(line)
-                continue
-            for line in ui.plain(chunk.get("stream", "")).splitlines():
-                if line.strip():
-                    show(line.rstrip())
-                    if line.startswith("Step "):
-                        current_instruction, running = line.split(" : ", 1)[-1], None
-                    elif line.startswith(" ---> Running in "):
-                        running = line.split()[-1]
-            if "ID" in (chunk.get("aux") or {}):
-                image_id = chunk["aux"]["ID"]
+                if buildkit and not output.answered:
+                    _refuse_without_buildkit(error)
+                raise StepFailed(output.failure(what, _without_buildkit_wrapping(error)))
+            output.read(chunk)
     except StepFailed as err:
-        _refuse_without_buildkit(str(err), answered)
+        if buildkit and not output.answered:  # the engine's refusal of the request itself
+            _refuse_without_buildkit(_engine_words(what, str(err)))
         raise
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C, or the reader of our output gone: the legacy builder lets a RUN go on
         # to its end after its client leaves, so its container is removed here.
         # (BuildKit stops a build whose client left.)
-        if running:
-            remove_container(daemon, running)
+        if output.running:
+            remove_container(daemon, output.running)
         raise
-    for line in trace.finish():
-        show(line)
-    return image_id
+    output.finish()
+    return output.image_id
+
+
+class _BuildOutput:
+    """What a build's stream has shown so far, from either builder: the legacy
+    builder's text lines (`Step 2/3 : RUN make`), BuildKit's trace messages."""
+
+    def __init__(self):
+        from ..buildkit_trace import Progress
+
+        self.lines = []
+        self.trace = Progress()
+        self.instruction = None  # the legacy builder's current `RUN make`
+        self.running = None      # the legacy builder's RUN container: removed on Ctrl-C
+        self.image_id = None
+        self.answered = False    # the engine began the build: a later error is the build's, not a refusal
+        self.unreadable = 0      # trace messages that were not protobuf
+
+    def read(self, chunk):
+        from ..buildkit_trace import TRACE_ID, TraceError
+
+        self.answered = True
+        if chunk.get("id") == TRACE_ID:
+            try:
+                self._show(self.trace.feed(chunk.get("aux") or ""))
+            except TraceError:
+                self.unreadable += 1  # a progress message lost: the build goes on, its end says so
+            return
+        for line in ui.plain(chunk.get("stream", "")).splitlines():
+            if line.strip():
+                self._show([line.rstrip()])
+                if line.startswith("Step "):
+                    self.instruction, self.running = line.split(" : ", 1)[-1], None
+                elif line.startswith(" ---> Running in "):
+                    self.running = line.split()[-1]
+        if "ID" in (chunk.get("aux") or {}):
+            self.image_id = chunk["aux"]["ID"]
+
+    def _show(self, lines):
+        for line in lines:
+            self.lines.append(line)
+            ui.detail(line)
+
+    def finish(self):
+        self._show(self.trace.finish())
+        if self.unreadable:
+            ui.detail("(%d of BuildKit's progress messages could not be read: lines of its output may be missing)"
+                      % self.unreadable)
+            self.unreadable = 0
+
+    def failure(self, what, error):
+        self.finish()
+        where = _instruction(self.trace.failed or self.trace.current) or self.instruction
+        return _failure_message(what, error, where, self.lines)
 
 
 # What BuildKit puts before the Dockerfile's own error; the legacy builder says only the error.
@@ -342,10 +395,17 @@ def _instruction(vertex_name):
     return vertex_name.split("] ", 1)[-1] if vertex_name else None
 
 
-def _refuse_without_buildkit(error, answered):
-    """_NoBuildKit where the engine refused BuildKit itself, before the build began."""
-    if not answered and "buildkit" in error.lower():
-        raise _NoBuildKit(error)
+def _refuse_without_buildkit(engine_words):
+    """_NoBuildKit where the engine's refusal names BuildKit: `buildkit not supported by
+    daemon`, `buildkit is only supported with experimental mode` (Engine 18.09)."""
+    if "buildkit" in engine_words.lower():
+        raise _NoBuildKit(engine_words)
+
+
+def _engine_words(what, message):
+    """The engine's own words of a StepFailed `what: words` (a step or an image may be
+    called buildkit-something: only the engine's words tell a refusal)."""
+    return message[len(what) + 2:] if message.startswith(what + ": ") else message
 
 
 def _failure_message(what, error, instruction, lines):

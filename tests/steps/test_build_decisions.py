@@ -238,14 +238,13 @@ def test_a_dockerfile_whose_name_needs_a_long_tar_header_asks_the_legacy_builder
 
 def test_an_engine_without_buildkit_builds_with_its_legacy_builder_and_says_so(app, fake_engine, monkeypatch, capsys):
     monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
-    fake_engine.buildkit_refusal = "buildkit not supported by daemon"
+    fake_engine.buildkit_refusal = "buildkit is only supported with experimental mode"  # Engine 18.09's words
     step = load(app)
     saved = build.run(step, build.check(step, {}))
     assert builders_asked(fake_engine) == [True, False]
     assert saved["image_id"] == fake_engine.image_id("lab/app:1")
-    assert ("build_app: warning: the engine cannot build with BuildKit (build_app: build of lab/app:1 from "
-            "app/Dockerfile: buildkit not supported by daemon); building with its legacy builder") \
-        in capsys.readouterr().out
+    assert ("build_app: warning: the engine cannot build with BuildKit (buildkit is only supported with "
+            "experimental mode); building with its legacy builder") in capsys.readouterr().out
 
 
 def test_a_failure_of_the_build_itself_is_not_tried_again(app, fake_engine, monkeypatch):
@@ -256,3 +255,35 @@ def test_a_failure_of_the_build_itself_is_not_tried_again(app, fake_engine, monk
     with pytest.raises(build.StepFailed, match="failed at `RUN false`: buildkit: executor failed"):
         build.run(step, build.check(step, {}))
     assert builders_asked(fake_engine) == [True]
+
+
+def test_a_refusal_that_names_buildkit_only_in_our_words_is_not_a_refusal_of_buildkit(flow, fake_engine, monkeypatch):
+    """A step, image or folder called buildkit-something: only the engine's words count."""
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    flow.write("buildkit/Dockerfile", "FROMM nothing\n")
+    step = flow.steps("""
+        steps:
+          buildkit_demo: {kind: build, context: ../buildkit, image: lab/buildkit}
+        """)["buildkit_demo"]
+    fake_engine.buildkit_refusal = "dockerfile parse error line 1: unknown instruction: FROMM"
+    with pytest.raises(build.StepFailed, match="unknown instruction: FROMM"):
+        build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [True]
+
+
+def test_where_the_sdk_sends_the_build_the_legacy_builder_builds_and_a_line_says_why(app, fake_engine, monkeypatch,
+                                                                                   capsys):
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    fake_engine.plain = False
+    step = load(app)
+    build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == [False]
+    assert "build_app: the legacy builder builds it: the SDK sends this build" in capsys.readouterr().out
+
+
+def test_a_docker_buildkit_value_that_is_not_a_boolean_is_refused(app, fake_engine, monkeypatch):
+    monkeypatch.setenv("DOCKER_BUILDKIT", "no")
+    step = load(app)
+    with pytest.raises(build.StepFailed, match="DOCKER_BUILDKIT=no: expected a boolean"):
+        build.run(step, build.check(step, {}))
+    assert builders_asked(fake_engine) == []

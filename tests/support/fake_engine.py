@@ -115,6 +115,8 @@ class FakeEngine:
         self.build_error = None  # a message the next build reports inside its stream
         # An engine without BuildKit: a build asked of it refuses with this message.
         self.buildkit_refusal = None
+        # False: the SDK would send the work (a docker config with credentials, a TLS engine).
+        self.plain = True
         self.push_error = None   # likewise for push
 
     def _record(self, verb, *args):
@@ -579,6 +581,9 @@ class FakeEngine:
         stat = {"name": os.path.basename(path), "size": len(data), "mode": 0o644, "mtime": _iso(NOW),
                 "linkTarget": ""}
         return iter([out.getvalue()]), stat
+
+    def sends_work_plain(self):
+        return self.plain
 
     def build(self, what, context_tar, buildkit=False, **options):
         """The image of a build: its base's layers (the first FROM) plus one layer for
