@@ -1,4 +1,4 @@
-"""What a run tells the user, through loguru (imported only when a step runs or a log asks for it).
+"""What a run tells the user, through loguru where a log file asks for it or a program imports us.
 
 Lines go to whatever sys.stdout is at the time (doit swaps it when it captures).
 A line of a tool's own output (a build's) carries its step's name, aligned with the
@@ -213,7 +213,7 @@ def record(event):
     text log), and the same fields as a record of the JSON log."""
     import json
 
-    logger().bind(structured=True).info("{}", json.dumps(event, sort_keys=True))
+    _emit("INFO", json.dumps(event, sort_keys=True), structured=True)
     if json_log_path():
         logger().bind(**event).info("{}: {}", event.get("step", "dockflow"), event.get("event", "record"))
 
@@ -246,11 +246,25 @@ def _is_stderr(path):
 
 
 def say(step_name, message):
-    logger().info("   {}: {}", step_name, message)
+    _emit("INFO", "   %s: %s" % (step_name, message))
 
 
 def warn(step_name, message):
-    logger().warning("   {}: warning: {}", step_name, message)
+    _emit("WARNING", "   %s: warning: %s" % (step_name, message))
+
+
+_direct_lock = threading.Lock()  # doit -P thread: one line at a time, as loguru's own lock does
+
+
+def _emit(level, text, **bind):
+    """One line of the run's output. Straight to stdout in a doit run of ours with no
+    log file and the default level: loguru adds nothing there, and importing it costs
+    ~40 ms (asyncio and more) of every run that prints, on its way to the first step."""
+    if _claimed[0] and _logger is None and not logs_wanted() and "DOCKFLOW_LOG_LEVEL" not in os.environ:
+        with _direct_lock:
+            PipeSafe(sys.stdout).write(text + "\n", flush=True)
+    else:
+        logger().bind(**bind).log(level, "{}", text)
 
 
 # A terminal's escape sequences (colours, cursor moves): the legacy builder colours a
@@ -288,7 +302,7 @@ def align_names(step_names):
 
 def detail(text):
     """One line of a tool's own output (a build's), tagged with its step's name."""
-    logger().info("{}", tagged(text))
+    _emit("INFO", tagged(text))
 
 
 def tagged(text):

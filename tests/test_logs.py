@@ -32,6 +32,32 @@ def test_a_program_that_imports_us_keeps_its_own_loguru_sinks():
     assert done.stdout == "   step: hello\n"  # our sink takes only our records, and is gone after remove_sinks
 
 
+@pytest.mark.parametrize("log_file, loguru_used", [(False, False), (True, True)])
+def test_a_run_of_ours_prints_without_loguru_unless_a_log_is_asked_for(tmp_path, log_file, loguru_used):
+    """loguru costs ~40 ms to import, on the way to a run's first step; it is there
+    for the log files, which then get the same lines."""
+    script = ("import sys\n"
+              "from tasks import ui\n"
+              "ui.claim_output()\n"
+              "ui.say('step', 'hello')\n"
+              "ui.warn('step', 'careful')\n"
+              "with ui.step_lines('step'):\n"
+              "    ui.detail('a tool line')\n"
+              "sys.stderr.write(repr('loguru' in sys.modules))\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKFLOW_LOG")}
+    if log_file:
+        env["DOCKFLOW_LOG_FILE"] = str(tmp_path / "run.log")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(env, PYTHONPATH=REPO))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "   step: hello\n   step: warning: careful\n   step | a tool line\n"
+    assert done.stderr.splitlines()[-1] == repr(loguru_used)
+    if log_file:
+        with open(tmp_path / "run.log") as handle:
+            assert [line.split(" ", 2)[2] for line in handle.read().splitlines()] == \
+                ["   step: hello", "   step: warning: careful", "   step | a tool line"]
+
+
 def scheduled_command(project, step):
     """The command line of `step`'s crontab entry, as cron runs it (sh -c, from /)."""
     crontab = project.path("crontab.txt")
