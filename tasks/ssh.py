@@ -194,8 +194,10 @@ class _Tunnel:
                 raise StepFailed("ssh to %s: the run is ending" % remote.target)
             self.folder = tempfile.mkdtemp(prefix="dockflow-ssh-")  # 0700: ours alone
             local_socket = os.path.join(self.folder, "docker.sock")
+            # ControlPath=none: with a user's ControlMaster, `ssh -N -L` would hand the forward
+            # to the shared master and exit, and the forward would outlive the run we stop.
             argv = ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
-                    *remote.options(), "-L", "%s:%s" % (local_socket, remote_socket), "--", remote.target]
+                    "-o", "ControlPath=none", *remote.options(), "-L", "%s:%s" % (local_socket, remote_socket), "--", remote.target]
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + remote.connect_timeout + 5

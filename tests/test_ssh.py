@@ -157,7 +157,7 @@ def test_a_tunnel_forwards_a_local_socket_to_the_remote_engine_socket(tunnels, t
     local_socket = argv[argv.index("-L") + 1].split(":")[0]
     assert address == "unix://" + local_socket
     assert argv == ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindUnlink=yes",
-                    "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222",
+                    "-o", "ControlPath=none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222",
                     "-i", str(tmp_path / "id"), "-o", "IdentitiesOnly=yes",
                     "-L", local_socket + ":/run/docker.sock", "--", "deploy@hostb"]
 
