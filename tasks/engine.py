@@ -212,7 +212,7 @@ class Engine:
             return self._inspect_sdk(name, "containers")
 
     def _inspect_plain(self, ref, kind="images"):
-        status, body = self._get("/%s/%s/json" % (kind, urllib.parse.quote(ref, safe="")))
+        status, body = self._request("/%s/%s/json" % (kind, urllib.parse.quote(ref, safe="")))
         if status == 404:
             return None
         if status != 200:
@@ -245,7 +245,7 @@ class Engine:
 
     def _read_listing(self):
         try:
-            status, body = self._get("/images/json")
+            status, body = self._request("/images/json")
         except _NeedsSdk:
             return None
         if status != 200:
@@ -270,7 +270,7 @@ class Engine:
         """The engine's GET /info (storage driver, insecure registries...), read once a run."""
         if self._info is None:
             try:
-                status, body = self._get("/info")
+                status, body = self._request("/info")
             except _NeedsSdk:
                 try:
                     self._info = self._api.info()
@@ -286,7 +286,7 @@ class Engine:
         """The chain ids of every layer the engine keeps under some image (all=1: the
         intermediate images of a build hold layers too)."""
         try:
-            status, body = self._get("/images/json?all=1")
+            status, body = self._request("/images/json?all=1")
             if status != 200:
                 raise self._refused("image list", status, body)
             image_ids = [image["Id"] for image in json.loads(body)]
@@ -346,7 +346,7 @@ class Engine:
     def ping(self):
         """True when the engine answers /_ping."""
         try:
-            return self._get("/_ping")[0] == 200
+            return self._request("/_ping")[0] == 200
         except (StepFailed, _NeedsSdk):
             return False
         finally:
@@ -363,8 +363,8 @@ class Engine:
             self._inspected.pop(ref, None)
             self._stale.add(refs.normalize(ref))
 
-    def _get(self, path, method="GET"):
-        """(status, body) of GET `path` on the kept-alive socket (tasks/http_wire.py)."""
+    def _request(self, path, method="GET"):
+        """(status, body) of a request with no body on the kept-alive socket (tasks/http_wire.py)."""
         try:
             return self._wire.request(method, path)
         except http_wire.Closed:
@@ -449,12 +449,10 @@ class Engine:
     def _work_socket(self):
         """A new socket for one long request, or None where the SDK must send it: an
         engine only it speaks to, or a docker config whose additions only it makes."""
-        if _docker_config_matters():
+        if not self.sends_work_plain():
             return None
         try:
             return self._connect(timeout=SEND_TIMEOUT)
-        except _NeedsSdk:
-            return None
         except OSError as err:
             raise self.unreachable(err.strerror or str(err)) from None
 
@@ -512,7 +510,7 @@ class Engine:
         repository, tag = refs.split_tag(ref)
         query = urllib.parse.urlencode({"repo": repository, "tag": tag})
         try:
-            status, body = self._get("/images/%s/tag?%s" % (urllib.parse.quote(image_id, safe=""), query), "POST")
+            status, body = self._request("/images/%s/tag?%s" % (urllib.parse.quote(image_id, safe=""), query), "POST")
         except _NeedsSdk:
             self._sdk(what, "tag", image_id, repository, tag, force=True)
         else:

@@ -101,14 +101,11 @@ class KeptAlive:
         self.lock = threading.RLock()  # get() closes the socket it holds on failure
         self.opened: tuple[socket.socket, BinaryIO] | None = None
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        """(status, body) of GET `path`. A kept-alive socket the engine has closed since
-        is opened afresh once; Closed if that one is closed too. OSError as raised."""
-        return self.request("GET", path)
-
     def request(self, method: str, path: str) -> tuple[int, bytes]:
-        """(status, body) of a request with no body, as get(); for requests that may be
-        sent twice (a tag: the second sets what the first set)."""
+        """(status, body) of a request with no body (GET, or a POST that may be sent
+        twice: a tag's second sets what the first set). A kept-alive socket the engine
+        has closed since is opened afresh once; Closed if that one is closed too.
+        OSError as raised."""
         request = ("%s %s HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockflow\r\n%s\r\n"
                    % (method, path, "" if method == "GET" else "Content-Length: 0\r\n")).encode()
         with self.lock:

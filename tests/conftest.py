@@ -1,6 +1,7 @@
 """Shared fixtures. Tests marked `engine` run against a real Docker engine, which
 the test run starts itself where none answers (and then stops by its pid)."""
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -104,6 +105,7 @@ class Project:
     def __init__(self, root, docker_host):
         self.root = root
         self.docker_host = docker_host
+        self.started = []  # Popen of each start()
         self.write("dodo.py", "from tasks.dodo import DOIT_CONFIG, task_workflows  # noqa: F401\n")
 
     def path(self, relpath):
@@ -128,9 +130,20 @@ class Project:
 
     def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=None, **popen):
         """Start `python -m doit ARGS` in the project: a Popen in text mode (by default its
-        stdout a pipe, with stderr in it); `popen`: more Popen arguments."""
-        return subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(env),
-                                stdout=stdout, stderr=stderr, text=True, **popen)
+        stdout a pipe, with stderr in it); `popen`: more Popen arguments. Ctrl-C reaches it
+        as at a terminal even where the test run itself ignores SIGINT (a shell's `cmd &`
+        starts it so); stop_started() ends what is still running when the test ends."""
+        process = subprocess.Popen(self._doit_argv(args), cwd=self.root, env=self._doit_env(env),
+                                   stdout=stdout, stderr=stderr, text=True, preexec_fn=_default_sigint, **popen)
+        self.started.append(process)
+        return process
+
+    def stop_started(self):
+        """Kill, by pid, each run start() began that a failed test left running."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
     def _doit_argv(self, args):
         return [sys.executable, "-m", "doit", *args]
@@ -140,9 +153,15 @@ class Project:
                 **(env or {})}
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def project(tmp_path, docker_host):
-    return Project(str(tmp_path), docker_host)
+    made = Project(str(tmp_path), docker_host)
+    yield made
+    made.stop_started()
 
 
 @pytest.fixture

@@ -169,3 +169,13 @@ def test_a_progress_message_that_cannot_be_read_is_skipped_and_said(capsys):
     stream = [{"id": buildkit_trace.TRACE_ID, "aux": "not base64!"}] + chunks("builds")
     assert build.follow_build("s: build of x", iter(stream), None, True).startswith("sha256:fe38648c")
     assert "1 of BuildKit's progress messages could not be read" in capsys.readouterr().out
+
+
+def test_a_build_failure_is_not_taken_for_a_refusal_of_buildkit_by_its_step_s_name():
+    """The step's own words (`buildkit_demo: ...`) name BuildKit; the engine's do not."""
+    from tasks.steps import build
+
+    failed = [{"errorDetail": {"message": "failed to compute cache key: not found"},
+               "error": "failed to compute cache key: not found"}]
+    with pytest.raises(build.StepFailed, match="failed to compute cache key: not found$"):
+        build.follow_build("buildkit_demo: build of app from Dockerfile", iter(failed), None, True)

@@ -115,10 +115,10 @@ def test_a_kept_alive_socket_answers_again_and_is_opened_afresh_once_closed(cann
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
     connect = canned(ok + ok, ok)
     wire = http_wire.KeptAlive(connect)
-    assert wire.get("/images/a/json") == (200, b"{}")
-    assert wire.get("/images/b/json") == (200, b"{}")    # the same socket
+    assert wire.request("GET", "/images/a/json") == (200, b"{}")
+    assert wire.request("GET", "/images/b/json") == (200, b"{}")    # the same socket
     assert len(connect.requests) == 1
-    assert wire.get("/images/c/json") == (200, b"{}")    # that one is closed now: a new one
+    assert wire.request("GET", "/images/c/json") == (200, b"{}")    # that one is closed now: a new one
     assert len(connect.requests) == 2
     assert connect.request(1).startswith(b"GET /images/c/json HTTP/1.1\r\nHost: docker\r\n")
     wire.close()
@@ -127,14 +127,14 @@ def test_a_kept_alive_socket_answers_again_and_is_opened_afresh_once_closed(cann
 def test_a_socket_closed_twice_in_a_row_is_closed(canned):
     connect = canned(b"", b"HTTP/1.1 20")
     with pytest.raises(http_wire.Closed):
-        http_wire.KeptAlive(connect).get("/_ping")
+        http_wire.KeptAlive(connect).request("GET", "/_ping")
     assert len(connect.requests) == 2
 
 
 def test_an_answer_saying_connection_close_closes_the_socket(canned):
     connect = canned(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
     wire = http_wire.KeptAlive(connect)
-    assert wire.get("/images/x/json") == (404, b"")
+    assert wire.request("GET", "/images/x/json") == (404, b"")
     assert wire.opened is None
 
 

@@ -297,16 +297,15 @@ def follow_build(what, chunks, daemon, buildkit=False):
     instruction and the last lines if it fails; the new image's id. `buildkit`: it
     was asked of BuildKit, so a refusal before the build began is _NoBuildKit."""
     output = _BuildOutput()
+    error = None
     try:
         for chunk in chunks:
             error = engine.stream_error(chunk)
             if error is not None:
-                if buildkit and not output.answered:
-                    _refuse_without_buildkit(error)
-                raise StepFailed(output.failure(what, _without_buildkit_wrapping(error)))
+                break
             output.read(chunk)
-    except StepFailed as err:
-        if buildkit and not output.answered:  # the engine's refusal of the request itself
+    except StepFailed as err:  # the engine's answer to the request itself: a refusal
+        if buildkit and not output.answered:
             _refuse_without_buildkit(_engine_words(what, str(err)))
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -316,6 +315,10 @@ def follow_build(what, chunks, daemon, buildkit=False):
         if output.running:
             remove_container(daemon, output.running)
         raise
+    if error is not None:  # the build's own failure, in its stream (only its first words can be a refusal)
+        if buildkit and not output.answered:
+            _refuse_without_buildkit(error)
+        raise StepFailed(output.failure(what, _without_buildkit_wrapping(error)))
     output.finish()
     return output.image_id
 

@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
 
     class PushMemo(_PushedImage, total=False):
         unreachable: str  # why the registry did not answer: run() waits for it
-        registry_digest: str  # what the registry holds under the tag now
         digest: str  # the same, where it is this image
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
@@ -140,7 +139,6 @@ def _compare(step, daemon, image, memo):
         return Verdict(False, "pushing %s as %s: the registry has no such tag" % (step.get("image"), target(step)),
                        memo)
     digest, config_digest = found
-    memo["registry_digest"] = digest
     name = refs.parse(target(step)).name
     repo_digests = {d for d in image.get("RepoDigests") or [] if d.split("@")[0] == name}
     if config_digest == image["Id"] or "%s@%s" % (name, digest) in repo_digests:

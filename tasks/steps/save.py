@@ -23,12 +23,8 @@ if TYPE_CHECKING:  # for mypy only: each step module is imported on every no-op
 
     from ..workflow import Step
 
-    class _SavedImage(TypedDict):
+    class SaveMemo(TypedDict):
         image_id: str
-
-    class SaveMemo(_SavedImage, total=False):
-        sha256: str  # of the tar, where it is up to date
-        files: dict[str, Any]
 
 # The step-kind contract's members this kind takes as they are (steps/contract.py).
 ALWAYS_RUN = contract.RUNS_WHEN_OUT_OF_DATE
@@ -69,7 +65,7 @@ def check(step: Step, saved: dict[str, Any]) -> Verdict[SaveMemo]:
     recorded = imagetar.read_sidecar(tar_path)
     if recorded is None:
         return Verdict(False, "saving %s again: %s has no checksum file beside it" % (image_ref, shown), memo)
-    sha256, stats = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir, saved.get("files"))
+    sha256, _ = imagetar.cached_sha256(tar_path, step.workflow.project.cache_dir, saved.get("files"))
     if sha256 != recorded:
         return Verdict(False, "saving %s again: %s does not match its checksum file" % (image_ref, shown), memo)
     if saved.get("sha256") == sha256 and saved.get("image_id"):
@@ -79,7 +75,6 @@ def check(step: Step, saved: dict[str, Any]) -> Verdict[SaveMemo]:
     if image_id not in tar_ids:
         return Verdict(False, "saving %s again: it is now %s, %s holds %s"
                        % (image_ref, image_id[7:19], shown, ", ".join(i[7:19] for i in tar_ids)), memo)
-    memo["sha256"], memo["files"] = sha256, stats
     return Verdict(True, memo=memo)
 
 
