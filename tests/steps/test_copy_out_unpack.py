@@ -14,9 +14,9 @@ from tasks.steps import copy_out
 def tarfile_of(request, monkeypatch):
     """Every test twice: with tarfile's extraction filters (Python 3.11.4+), and without
     them, as Debian 12's own Python 3.11.2 has it."""
-    if request.param == "no filters":
-        monkeypatch.delattr(tarfile, "data_filter")
-        monkeypatch.delattr(tarfile.TarInfo, "replace")
+    if request.param == "no filters":  # raising=False: a Python without them runs this case as it is
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+        monkeypatch.delattr(tarfile.TarInfo, "replace", raising=False)
     return request.param
 
 
